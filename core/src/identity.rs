@@ -1,0 +1,187 @@
+//! Who the job is to the broker: job id, executable token, client id, API base.
+
+use std::path::Path;
+
+use crate::options::DEFAULT_API_BASE;
+use crate::Error;
+
+/// Environment variable the agent sets to the job's `id` (only when `mqttTopics` is declared).
+pub const ENV_JOB_ID: &str = "KEEPER_JOB_ID";
+/// Environment variable the agent sets to the job's `name`.
+pub const ENV_JOB_NAME: &str = "KEEPER_JOB_NAME";
+/// The task argument the agent substitutes with the HTTPS API base.
+pub const API_BASE_FLAG: &str = "--keeper-api-base";
+
+/// Checks a job id for use in `{jobId}_{token}_{pid}`: the broker splits client ids on `_`.
+pub fn validate_job_id(job_id: &str) -> Result<(), Error> {
+    let invalid = |reason: &str| {
+        Err(Error::InvalidJobId {
+            job_id: job_id.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if job_id.is_empty() {
+        return Err(Error::MissingJobId);
+    }
+    if job_id.contains('_') {
+        return invalid("it contains '_', which the broker uses to split client ids");
+    }
+    if let Some(c) = job_id
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '\\' | '+' | '#'))
+    {
+        return invalid(&format!("it contains {c:?}"));
+    }
+    Ok(())
+}
+
+/// Checks an explicit token: letters, digits and hyphens.
+pub fn validate_token(token: &str) -> Result<(), Error> {
+    if token.is_empty() {
+        return Err(Error::InvalidToken {
+            token: token.to_string(),
+            reason: "it is empty".to_string(),
+        });
+    }
+    if let Some(c) = token
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
+        return Err(Error::InvalidToken {
+            token: token.to_string(),
+            reason: format!("it contains {c:?}"),
+        });
+    }
+    Ok(())
+}
+
+/// Makes a token out of a name: ASCII letters, digits and hyphens, at most 64 characters.
+/// Every other run of characters becomes one hyphen; `"job"` when nothing usable is left.
+pub fn safe_token(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut pending_dash = false;
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            if pending_dash && !out.is_empty() {
+                out.push('-');
+            }
+            pending_dash = false;
+            out.push(c);
+        } else {
+            pending_dash = true;
+        }
+        if out.len() >= 64 {
+            break;
+        }
+    }
+    if out.is_empty() {
+        "job".to_string()
+    } else {
+        out
+    }
+}
+
+/// The token of the running executable: its file stem (`.exe` dropped on Windows), made safe.
+pub fn executable_token(args: &[String]) -> String {
+    let from_exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    let name = from_exe.or_else(|| {
+        args.first().and_then(|a| {
+            Path::new(a)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+    });
+    safe_token(name.as_deref().unwrap_or("job"))
+}
+
+/// `{jobId}_{token}_{pid}`.
+pub fn client_id(job_id: &str, token: &str, pid: u32) -> String {
+    format!("{job_id}_{token}_{pid}")
+}
+
+/// The API base from `--keeper-api-base=URL` or `--keeper-api-base URL`, else the default.
+pub fn api_base_from_args(args: &[String]) -> String {
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if let Some(value) = arg.strip_prefix(API_BASE_FLAG) {
+            if let Some(v) = value.strip_prefix('=') {
+                if !v.is_empty() {
+                    return v.trim_end_matches('/').to_string();
+                }
+            } else if value.is_empty() {
+                if let Some(v) = iter.next() {
+                    return v.trim_end_matches('/').to_string();
+                }
+            }
+        }
+    }
+    DEFAULT_API_BASE.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn job_ids() {
+        assert!(validate_job_id("secrets-scanner").is_ok());
+        let e = validate_job_id("secrets_scanner").unwrap_err();
+        assert_eq!(e.kind(), "invalid_job_id");
+        assert!(e.to_string().contains("hyphens"), "{e}");
+        assert_eq!(validate_job_id(""), Err(Error::MissingJobId));
+        assert!(validate_job_id("a b").is_err());
+        assert!(validate_job_id("a/b").is_err());
+    }
+
+    #[test]
+    fn tokens() {
+        assert_eq!(safe_token("Secret_Scanner v2.exe"), "Secret-Scanner-v2-exe");
+        assert_eq!(safe_token("__"), "job");
+        assert_eq!(safe_token("scan"), "scan");
+        assert!(safe_token(&"x".repeat(200)).len() <= 64);
+        assert!(validate_token("SecretScanner").is_ok());
+        assert!(validate_token("Secret_Scanner").is_err());
+        assert!(validate_token("").is_err());
+        assert_eq!(
+            client_id("secrets-scanner", "SecretScanner", 48292),
+            "secrets-scanner_SecretScanner_48292"
+        );
+    }
+
+    #[test]
+    fn api_base_forms() {
+        assert_eq!(
+            api_base_from_args(&args(&[
+                "tool",
+                "--keeper-api-base=https://127.0.0.1:7000/"
+            ])),
+            "https://127.0.0.1:7000"
+        );
+        assert_eq!(
+            api_base_from_args(&args(&[
+                "tool",
+                "--keeper-api-base",
+                "https://127.0.0.1:7001"
+            ])),
+            "https://127.0.0.1:7001"
+        );
+        assert_eq!(
+            api_base_from_args(&args(&["tool", "--keeper-api-base"])),
+            DEFAULT_API_BASE
+        );
+        assert_eq!(
+            api_base_from_args(&args(&["tool", "--other=1"])),
+            DEFAULT_API_BASE
+        );
+        assert_eq!(
+            api_base_from_args(&args(&["tool", "--keeper-api-baseX=1"])),
+            DEFAULT_API_BASE
+        );
+    }
+}

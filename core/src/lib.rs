@@ -1,0 +1,34 @@
+//! # kepmlog
+//!
+//! Logging for Keeper Privilege Manager (KEPM) job tasks: records go to the agent's
+//! `KeeperLogger` topic over TLS MQTT v5 with QoS 1, from a bounded queue drained by one
+//! background worker, so logging never blocks the tool and nothing accepted is lost.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! let log = kepmlog::Logger::from_env("SecretScanner")?; // KEEPER_JOB_ID, --keeper-api-base
+//! log.info("SecretsScan", "Scan complete: 0 issues detected.")?;
+//! log.shutdown(Duration::from_secs(5))?;
+//! # Ok::<(), kepmlog::Error>(())
+//! ```
+
+mod error;
+pub mod identity;
+mod level;
+mod logger;
+mod options;
+pub mod record;
+mod settings;
+mod tls;
+mod worker;
+
+pub use error::Error;
+pub use level::Level;
+pub use logger::{Logger, Stats, MAX_EVENT_BYTES};
+pub use options::{
+    Options, Overflow, DEFAULT_API_BASE, DEFAULT_QUEUE_CAPACITY, FALLBACK_BROKER_HOST,
+    FALLBACK_BROKER_PORT,
+};
+pub use record::{build_metadata, encode, MetaData};
+pub use settings::SETTINGS_PATH;
+pub use tls::is_loopback_host;

@@ -1,0 +1,587 @@
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Sender, TrySendError};
+use serde::Serialize;
+
+use crate::identity::{self, ENV_JOB_ID};
+use crate::options::{Options, Overflow};
+use crate::record::{encode_ref, meta_ref};
+use crate::worker::{self, WorkerConfig};
+use crate::{settings, tls, Error, Level};
+
+/// Largest event payload, in bytes of compact JSON.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// What a logger has done so far. `accepted = delivered + denied + failed + pending`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Records (and events) taken into the queue.
+    pub accepted: u64,
+    /// Acknowledged by the broker with a success reason code.
+    pub delivered: u64,
+    /// Not taken: the queue was full (see [`Overflow`]). Not part of `accepted`.
+    pub dropped: u64,
+    /// Refused by the broker (PUBACK reason code >= 0x80, e.g. topic not allowed).
+    pub denied: u64,
+    /// Given up: still undelivered when the logger shut down.
+    pub failed: u64,
+    /// Accepted and not yet settled (queued or in flight).
+    pub pending: u64,
+    /// Successful connections after the first one.
+    pub reconnects: u64,
+    pub connected: bool,
+    pub last_error: Option<String>,
+    /// `host:port` of the broker in use, once known.
+    pub broker: Option<String>,
+    pub client_id: String,
+}
+
+/// A queued publish: the payload is final, built on the caller's thread.
+pub(crate) struct Item {
+    pub kind: Kind,
+    pub payload: Bytes,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Log,
+    Event,
+}
+
+/// State shared by the callers and the worker.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// Incremented before every send attempt: `reserved - dropped` bounds the queue positions
+    /// taken so far, which is what flush waits for.
+    pub reserved: AtomicU64,
+    pub dropped: AtomicU64,
+    pub delivered: AtomicU64,
+    pub denied: AtomicU64,
+    pub failed: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub connected: AtomicBool,
+    /// Every accepted record whose queue position is below this is settled.
+    pub settled_low: AtomicU64,
+    pub worker_idle: AtomicBool,
+    pub stop: AtomicBool,
+    pub wake: tokio::sync::Notify,
+    pub info: Mutex<Info>,
+    pub progress: Mutex<()>,
+    pub progress_cv: Condvar,
+}
+
+#[derive(Default)]
+pub(crate) struct Info {
+    pub last_error: Option<String>,
+    pub broker: Option<String>,
+    pub denied_topics: Vec<String>,
+    pub done: bool,
+}
+
+impl Shared {
+    pub fn info(&self) -> MutexGuard<'_, Info> {
+        // The lock guards plain data; a panic while holding it leaves nothing half-done.
+        self.info.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_last_error(&self, e: impl Into<String>) {
+        self.info().last_error = Some(e.into());
+    }
+
+    /// Wakes flush and shutdown waiters after progress.
+    pub fn notify_progress(&self) {
+        let _g = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        self.progress_cv.notify_all();
+    }
+
+    fn wake_worker(&self) {
+        // Pairs with the worker's fence after it sets `worker_idle`: either it sees our record
+        // or we see it idle and wake it.
+        fence(Ordering::SeqCst);
+        if self.worker_idle.load(Ordering::Relaxed)
+            && self.worker_idle.swap(false, Ordering::SeqCst)
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Waits until every queue position below `target` is settled, the worker is done, or the
+    /// deadline passes. Returns how many are still unsettled.
+    fn wait_settled(&self, target: u64, deadline: Instant) -> u64 {
+        let mut guard = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let low = self.settled_low.load(Ordering::SeqCst);
+            if low >= target || self.info().done {
+                return target.saturating_sub(low);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return target.saturating_sub(low);
+            }
+            // Woken by progress; the cap bounds the wait should a notification race the check.
+            let wait = (deadline - now).min(Duration::from_millis(100));
+            guard = match self.progress_cv.wait_timeout(guard, wait) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+}
+
+/// A KeeperLogger client for one job task. Cheap to share (`&Logger` is `Send + Sync`).
+///
+/// Logging validates, builds the exact JSON and hands it to a bounded queue; a background
+/// worker thread discovers the broker, connects over TLS MQTT v5 and publishes with QoS 1.
+pub struct Logger {
+    tx: Sender<Item>,
+    shared: Arc<Shared>,
+    source: String,
+    default_category: String,
+    overflow: Overflow,
+    capacity: usize,
+    pid: u32,
+    job_id: String,
+    client_id: String,
+    event_topic: String,
+    closed: AtomicBool,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    drop_timeout: Duration,
+    denied_seen_by_flush: AtomicU64,
+}
+
+impl Logger {
+    /// Creates a logger and starts its worker. Never blocks on the network: discovery and
+    /// connection happen on the worker; records logged meanwhile are queued.
+    pub fn new(options: Options) -> Result<Logger, Error> {
+        let args: Vec<String> = options
+            .args
+            .clone()
+            .unwrap_or_else(|| std::env::args().collect());
+        let job_id = match &options.job_id {
+            Some(j) => j.trim().to_string(),
+            None => std::env::var(ENV_JOB_ID)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        };
+        identity::validate_job_id(&job_id)?;
+        let token = match &options.token {
+            Some(t) => {
+                identity::validate_token(t)?;
+                t.clone()
+            }
+            None => identity::executable_token(&args),
+        };
+        let source = match &options.source {
+            Some(s) if !s.trim().is_empty() => s.clone(),
+            _ => token.clone(),
+        };
+        if options.queue_capacity == 0 {
+            return Err(Error::InvalidOption {
+                option: "queue_capacity",
+                reason: "must be at least 1".to_string(),
+            });
+        }
+        let event_topic = match &options.event_topic {
+            Some(t) => {
+                if t.is_empty() || t.contains(['+', '#', '\0']) {
+                    return Err(Error::InvalidOption {
+                        option: "event_topic",
+                        reason: format!("{t:?} is not a topic name (empty or has +, # or NUL)"),
+                    });
+                }
+                t.clone()
+            }
+            None => format!("Jobs/{job_id}/events"),
+        };
+        let ca = match &options.ca_bundle {
+            Some(path) => {
+                Some(
+                    tls::load_ca_bundle(path).map_err(|reason| Error::InvalidOption {
+                        option: "ca_bundle",
+                        reason,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let api_base = options
+            .api_base
+            .clone()
+            .map(|b| b.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| identity::api_base_from_args(&args));
+        match &options.broker {
+            Some((host, port)) => {
+                if host.trim().is_empty() || *port == 0 {
+                    return Err(Error::InvalidOption {
+                        option: "broker",
+                        reason: format!("{host:?}:{port} is not a host and port"),
+                    });
+                }
+                if ca.is_none() && !tls::is_loopback_host(host) {
+                    return Err(Error::InvalidOption {
+                        option: "broker",
+                        reason: tls::not_loopback_message(host),
+                    });
+                }
+            }
+            None => settings::check_api_base(&api_base, ca.is_some()).map_err(|reason| {
+                Error::InvalidOption {
+                    option: "api_base",
+                    reason,
+                }
+            })?,
+        }
+
+        let pid = std::process::id();
+        let client_id = identity::client_id(&job_id, &token, pid);
+        let (tx, rx) = crossbeam_channel::bounded(options.queue_capacity);
+        let shared = Arc::new(Shared::default());
+        let config = WorkerConfig {
+            rx,
+            shared: shared.clone(),
+            broker: options.broker.clone(),
+            fallback_broker: options.fallback_broker.clone(),
+            api_base,
+            ca,
+            settings_timeout: options.settings_timeout,
+            client_id: client_id.clone(),
+            source: source.clone(),
+            event_topic: event_topic.clone(),
+            capacity: options.queue_capacity,
+            diagnostics: options.stderr_diagnostics,
+        };
+        let handle = std::thread::Builder::new()
+            .name("kepmlog-worker".to_string())
+            .spawn(move || worker::run(config))
+            .map_err(|e| Error::Internal(format!("cannot start the worker thread: {e}")))?;
+
+        Ok(Logger {
+            tx,
+            shared,
+            source,
+            default_category: options.default_category.clone(),
+            overflow: options.overflow,
+            capacity: options.queue_capacity,
+            pid,
+            job_id,
+            client_id,
+            event_topic,
+            closed: AtomicBool::new(false),
+            worker: Mutex::new(Some(handle)),
+            drop_timeout: options.drop_timeout,
+            denied_seen_by_flush: AtomicU64::new(0),
+        })
+    }
+
+    /// A logger configured the way the agent starts a job task: job id from `KEEPER_JOB_ID`,
+    /// API base from `--keeper-api-base`, token from the executable's name.
+    pub fn from_env(source: impl Into<String>) -> Result<Logger, Error> {
+        Logger::new(Options::new(source))
+    }
+
+    /// Logs one record. Returns at once: `Err(QueueFull)` means it was dropped and counted.
+    pub fn log(&self, level: Level, category: &str, message: &str) -> Result<(), Error> {
+        self.log_with(level, category, message, "", "")
+    }
+
+    /// Logs one record with a correlation id and a context (either may be `""`).
+    pub fn log_with(
+        &self,
+        level: Level,
+        category: &str,
+        message: &str,
+        correlation_id: &str,
+        context: &str,
+    ) -> Result<(), Error> {
+        self.check_usable()?;
+        let category = if category.is_empty() {
+            &self.default_category
+        } else {
+            category
+        };
+        let meta = meta_ref(
+            level,
+            &self.source,
+            category,
+            message,
+            correlation_id,
+            context,
+        )?;
+        let payload = encode_ref(&meta);
+        self.enqueue(Item {
+            kind: Kind::Log,
+            payload: payload.into(),
+        })
+    }
+
+    pub fn debug(&self, category: &str, message: &str) -> Result<(), Error> {
+        self.log(Level::Debug, category, message)
+    }
+    pub fn info(&self, category: &str, message: &str) -> Result<(), Error> {
+        self.log(Level::Info, category, message)
+    }
+    pub fn warning(&self, category: &str, message: &str) -> Result<(), Error> {
+        self.log(Level::Warning, category, message)
+    }
+    pub fn error(&self, category: &str, message: &str) -> Result<(), Error> {
+        self.log(Level::Error, category, message)
+    }
+    pub fn critical(&self, category: &str, message: &str) -> Result<(), Error> {
+        self.log(Level::Critical, category, message)
+    }
+    pub fn verbose(&self, category: &str, message: &str) -> Result<(), Error> {
+        self.log(Level::Verbose, category, message)
+    }
+
+    /// Publishes a job progress event (one JSON object) to the event topic, QoS 1.
+    pub fn event(&self, event: &serde_json::Value) -> Result<(), Error> {
+        self.check_usable()?;
+        if !event.is_object() {
+            return Err(Error::InvalidEvent(format!(
+                "got a JSON {}",
+                json_kind(event)
+            )));
+        }
+        let payload = serde_json::to_vec(event).map_err(|e| Error::InvalidEvent(e.to_string()))?;
+        if payload.len() > MAX_EVENT_BYTES {
+            return Err(Error::InvalidEvent(format!(
+                "{} bytes is over the {MAX_EVENT_BYTES}-byte limit",
+                payload.len()
+            )));
+        }
+        self.enqueue(Item {
+            kind: Kind::Event,
+            payload: payload.into(),
+        })
+    }
+
+    /// [`Logger::event`] from JSON text.
+    pub fn event_json(&self, json: &str) -> Result<(), Error> {
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| Error::InvalidEvent(format!("not JSON ({e})")))?;
+        self.event(&value)
+    }
+
+    fn enqueue(&self, item: Item) -> Result<(), Error> {
+        self.shared.reserved.fetch_add(1, Ordering::SeqCst);
+        let sent = match self.overflow {
+            Overflow::Drop => self
+                .tx
+                .try_send(item)
+                .map_err(|e| matches!(e, TrySendError::Disconnected(_))),
+            Overflow::Block(timeout) => self
+                .tx
+                .send_timeout(item, timeout)
+                .map_err(|e| e.is_disconnected()),
+        };
+        match sent {
+            Ok(()) => {
+                self.shared.wake_worker();
+                Ok(())
+            }
+            Err(disconnected) => {
+                self.shared.dropped.fetch_add(1, Ordering::SeqCst);
+                if disconnected {
+                    Err(Error::ShutDown)
+                } else {
+                    Err(Error::QueueFull {
+                        capacity: self.capacity,
+                    })
+                }
+            }
+        }
+    }
+
+    fn check_usable(&self) -> Result<(), Error> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Error::ShutDown);
+        }
+        let pid = std::process::id();
+        if pid != self.pid {
+            return Err(Error::Forked {
+                parent_pid: self.pid,
+                pid,
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits until every record accepted before the call is acknowledged, or the timeout.
+    ///
+    /// `Err(Timeout)` carries the number still unacknowledged; `Err(Denied)` reports publishes
+    /// the broker refused since the previous flush (they will not be retried).
+    pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        self.check_usable()?;
+        self.flush_until(Instant::now() + timeout)
+    }
+
+    fn flush_until(&self, deadline: Instant) -> Result<(), Error> {
+        // Read `dropped` first: a drop counted after `reserved` was read only lowers the target
+        // we could have used, never hides a record accepted before this call.
+        let dropped = self.shared.dropped.load(Ordering::SeqCst);
+        let target = self
+            .shared
+            .reserved
+            .load(Ordering::SeqCst)
+            .saturating_sub(dropped);
+        self.shared.wake.notify_one();
+        let undelivered = self.shared.wait_settled(target, deadline);
+        let denied = self.shared.denied.load(Ordering::SeqCst);
+        let seen = self.denied_seen_by_flush.swap(denied, Ordering::SeqCst);
+        if denied > seen {
+            return Err(Error::Denied {
+                count: denied - seen,
+                topics: self.shared.info().denied_topics.clone(),
+            });
+        }
+        if undelivered > 0 {
+            return Err(Error::Timeout {
+                undelivered,
+                last_error: self.shared.info().last_error.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Flushes until the deadline, disconnects and stops the worker. Idempotent: later calls
+    /// return `Ok(())`; logging afterwards returns [`Error::ShutDown`]. Records still
+    /// undelivered at the deadline are counted as failed and reported on stderr.
+    pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
+        let pid = std::process::id();
+        if pid != self.pid {
+            // The worker thread does not exist in a fork; the parent still owns the connection.
+            return Err(Error::Forked {
+                parent_pid: self.pid,
+                pid,
+            });
+        }
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        let result = self.flush_until(deadline);
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+        // The disconnect needs a moment even when the flush used the whole budget.
+        let join_by = deadline.max(Instant::now() + Duration::from_millis(200));
+        let done = {
+            let mut guard = self
+                .shared
+                .progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            loop {
+                if self.shared.info().done {
+                    break true;
+                }
+                let now = Instant::now();
+                if now >= join_by {
+                    break false;
+                }
+                guard = match self.shared.progress_cv.wait_timeout(guard, join_by - now) {
+                    Ok((g, _)) => g,
+                    Err(e) => e.into_inner().0,
+                };
+            }
+        };
+        let handle = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            if done {
+                let _ = handle.join();
+            }
+            // Otherwise the worker is stuck in a network call past the deadline: leave it
+            // detached rather than block the caller; it ends with the process.
+        }
+        match result {
+            Err(Error::Timeout { .. }) => {
+                let undelivered = self
+                    .stats()
+                    .pending
+                    .max(self.shared.failed.load(Ordering::SeqCst));
+                Err(Error::Timeout {
+                    undelivered,
+                    last_error: self.shared.info().last_error.clone(),
+                })
+            }
+            other => other,
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let dropped = self.shared.dropped.load(Ordering::SeqCst);
+        let accepted = self
+            .shared
+            .reserved
+            .load(Ordering::SeqCst)
+            .saturating_sub(dropped);
+        let delivered = self.shared.delivered.load(Ordering::SeqCst);
+        let denied = self.shared.denied.load(Ordering::SeqCst);
+        let failed = self.shared.failed.load(Ordering::SeqCst);
+        let info = self.shared.info();
+        Stats {
+            accepted,
+            delivered,
+            dropped,
+            denied,
+            failed,
+            pending: accepted.saturating_sub(delivered + denied + failed),
+            reconnects: self.shared.reconnects.load(Ordering::SeqCst),
+            connected: self.shared.connected.load(Ordering::SeqCst),
+            last_error: info.last_error.clone(),
+            broker: info.broker.clone(),
+            client_id: self.client_id.clone(),
+        }
+    }
+
+    /// `{jobId}_{token}_{pid}` as sent to the broker.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+    /// `MetaData.Source` of this logger's records.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+    pub fn event_topic(&self) -> &str {
+        &self.event_topic
+    }
+    pub fn is_shut_down(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Logger {
+    fn drop(&mut self) {
+        if std::process::id() == self.pid && !self.closed.load(Ordering::SeqCst) {
+            let _ = self.shutdown(self.drop_timeout);
+        }
+    }
+}
+
+impl std::fmt::Debug for Logger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logger")
+            .field("client_id", &self.client_id)
+            .field("source", &self.source)
+            .field("event_topic", &self.event_topic)
+            .finish_non_exhaustive()
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}

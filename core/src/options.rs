@@ -1,0 +1,153 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default queue capacity, in records (about 25 MB at the largest record size, a few MB for
+/// typical ones).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
+/// Where the agent's HTTPS API listens when nothing says otherwise.
+pub const DEFAULT_API_BASE: &str = "https://127.0.0.1:6889";
+/// The broker address used when Plugin Settings cannot be read.
+pub const FALLBACK_BROKER_HOST: &str = "127.0.0.1";
+pub const FALLBACK_BROKER_PORT: u16 = 8675;
+
+/// What `log` does when the queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    /// Drop the new record, count it, and report the count later in one Warning record.
+    Drop,
+    /// Wait up to this long for room, then drop and count as above.
+    Block(Duration),
+}
+
+/// How to create a [`Logger`](crate::Logger). Unset fields come from the job's environment
+/// (`KEEPER_JOB_ID`), its arguments (`--keeper-api-base`) and the defaults documented per field.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// `MetaData.Source`: the tool's name as shown in logs. Default: the executable token.
+    pub source: Option<String>,
+    /// `MetaData.Category` when a call passes an empty category. Default `"General"`.
+    pub default_category: String,
+    /// Default: the `KEEPER_JOB_ID` environment variable.
+    pub job_id: Option<String>,
+    /// Short name of the binary in the client id. Default: the executable's file stem, made safe.
+    pub token: Option<String>,
+    /// Agent HTTPS API base. Default: `--keeper-api-base` in the process arguments, else
+    /// [`DEFAULT_API_BASE`].
+    pub api_base: Option<String>,
+    /// PEM file of CAs to trust for the agent's HTTPS API and the broker. Without it, certificate
+    /// verification is skipped, and only for loopback hosts.
+    pub ca_bundle: Option<PathBuf>,
+    /// Broker host and port; when set, Plugin Settings discovery is skipped.
+    pub broker: Option<(String, u16)>,
+    /// Where to connect when Plugin Settings cannot be read. Default `127.0.0.1:8675`, the
+    /// agent's standard broker port.
+    pub fallback_broker: (String, u16),
+    /// Records the queue holds before the overflow policy applies.
+    pub queue_capacity: usize,
+    pub overflow: Overflow,
+    /// Topic of [`Logger::event`](crate::Logger::event). Default `Jobs/{jobId}/events`.
+    pub event_topic: Option<String>,
+    /// Timeout of the Plugin Settings request. Default 3 s.
+    pub settings_timeout: Duration,
+    /// How long dropping a logger without `shutdown` may take to deliver what is queued.
+    /// Default 5 s.
+    pub drop_timeout: Duration,
+    /// Process arguments to read `--keeper-api-base` from. Default: `std::env::args()`.
+    pub args: Option<Vec<String>>,
+    /// Print the library's own diagnostics on stderr (`kepmlog: ...`). Default true.
+    pub stderr_diagnostics: bool,
+}
+
+impl Options {
+    /// Options for a tool whose logs show `source` as their Source.
+    pub fn new(source: impl Into<String>) -> Options {
+        Options {
+            source: Some(source.into()),
+            ..Options::default()
+        }
+    }
+
+    pub fn job_id(mut self, job_id: impl Into<String>) -> Self {
+        self.job_id = Some(job_id.into());
+        self
+    }
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+    pub fn default_category(mut self, category: impl Into<String>) -> Self {
+        self.default_category = category.into();
+        self
+    }
+    pub fn api_base(mut self, api_base: impl Into<String>) -> Self {
+        self.api_base = Some(api_base.into());
+        self
+    }
+    pub fn ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_bundle = Some(path.into());
+        self
+    }
+    pub fn broker(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.broker = Some((host.into(), port));
+        self
+    }
+    pub fn fallback_broker(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.fallback_broker = (host.into(), port);
+        self
+    }
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+    pub fn event_topic(mut self, topic: impl Into<String>) -> Self {
+        self.event_topic = Some(topic.into());
+        self
+    }
+    pub fn settings_timeout(mut self, timeout: Duration) -> Self {
+        self.settings_timeout = timeout;
+        self
+    }
+    pub fn drop_timeout(mut self, timeout: Duration) -> Self {
+        self.drop_timeout = timeout;
+        self
+    }
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args = Some(args.into_iter().map(Into::into).collect());
+        self
+    }
+    pub fn stderr_diagnostics(mut self, on: bool) -> Self {
+        self.stderr_diagnostics = on;
+        self
+    }
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            source: None,
+            default_category: "General".to_string(),
+            job_id: None,
+            token: None,
+            api_base: None,
+            ca_bundle: None,
+            broker: None,
+            fallback_broker: (FALLBACK_BROKER_HOST.to_string(), FALLBACK_BROKER_PORT),
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            overflow: Overflow::Drop,
+            event_topic: None,
+            settings_timeout: Duration::from_secs(3),
+            drop_timeout: Duration::from_secs(5),
+            args: None,
+            stderr_diagnostics: true,
+        }
+    }
+}

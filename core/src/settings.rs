@@ -1,0 +1,170 @@
+//! Plugin Settings discovery: where is the broker?
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use serde_json::Value;
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+
+use crate::tls::{is_loopback_host, not_loopback_message};
+
+/// The Plugin Settings path of the KEPM plugin.
+pub const SETTINGS_PATH: &str = "/api/PluginSettings/KeeperPrivilegeManager";
+
+/// Host part of an `https://host:port/...` URL.
+pub(crate) fn url_host(url: &str) -> Option<String> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    uri.host()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
+}
+
+/// Validates an API base at creation, so a typo is an error the caller sees at once.
+pub(crate) fn check_api_base(api_base: &str, have_ca: bool) -> Result<(), String> {
+    if !api_base.starts_with("https://") {
+        return Err(format!(
+            "{api_base:?} is not an https:// URL: the agent's API is HTTPS only (e.g. https://127.0.0.1:6889)"
+        ));
+    }
+    let host = url_host(api_base).ok_or_else(|| format!("{api_base:?} is not a valid URL"))?;
+    if !have_ca && !is_loopback_host(&host) {
+        return Err(not_loopback_message(&host));
+    }
+    Ok(())
+}
+
+/// Reads the broker address from Plugin Settings. The error text says why, for the fallback
+/// warning the operator will read.
+pub(crate) fn discover(
+    api_base: &str,
+    ca: Option<&[CertificateDer<'static>]>,
+    timeout: Duration,
+) -> Result<(String, u16), String> {
+    let url = format!("{}{}", api_base.trim_end_matches('/'), SETTINGS_PATH);
+    let tls = match ca {
+        Some(certs) => {
+            let certs: Vec<Certificate<'static>> = certs
+                .iter()
+                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+                .collect();
+            TlsConfig::builder()
+                .provider(TlsProvider::Rustls)
+                .root_certs(RootCerts::Specific(Arc::new(certs)))
+                .build()
+        }
+        None => TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .disable_verification(true)
+            .build(),
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .timeout_global(Some(timeout))
+        // A proxy from the environment must never see loopback agent traffic.
+        .proxy(None)
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .get(&url)
+        .header("Accept", "application/json")
+        .call()
+        .map_err(|e| format!("GET {url} failed: {e}"))?;
+    let status = response.status().as_u16();
+    if status == 403 {
+        return Err(format!(
+            "GET {url} answered 403 Forbidden: only processes started by the KEPM agent may read \
+             Plugin Settings (run the tool as a job task, or set the broker address explicitly)"
+        ));
+    }
+    if status != 200 {
+        return Err(format!("GET {url} answered HTTP {status}"));
+    }
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(1024 * 1024)
+        .read_to_string()
+        .map_err(|e| format!("reading {url}: {e}"))?;
+    parse_settings(&body).map_err(|e| format!("{url}: {e}"))
+}
+
+/// Finds `broker.host` and `broker.port` (number or string) in a Plugin Settings body. Also
+/// accepts them nested as `{"broker": {"host": ..., "port": ...}}`.
+pub(crate) fn parse_settings(body: &str) -> Result<(String, u16), String> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| format!("response is not JSON ({e})"))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| "response is not a JSON object".to_string())?;
+    let nested = obj.get("broker").and_then(Value::as_object);
+    let host = obj
+        .get("broker.host")
+        .or_else(|| nested.and_then(|b| b.get("host")))
+        .ok_or_else(|| "response has no \"broker.host\"".to_string())?;
+    let host = host
+        .as_str()
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("\"broker.host\" is not a non-empty string: {host}"))?;
+    let port = obj
+        .get("broker.port")
+        .or_else(|| nested.and_then(|b| b.get("port")))
+        .ok_or_else(|| "response has no \"broker.port\"".to_string())?;
+    let port_num = match port {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    let port = port_num
+        .filter(|p| (1..=65535).contains(p))
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| format!("\"broker.port\" is not a port number: {port}"))?;
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_bodies() {
+        assert_eq!(
+            parse_settings(r#"{"broker.host":"127.0.0.1","broker.port":8675}"#),
+            Ok(("127.0.0.1".into(), 8675))
+        );
+        assert_eq!(
+            parse_settings(r#"{"broker.host":"localhost","broker.port":"18675"}"#),
+            Ok(("localhost".into(), 18675))
+        );
+        assert_eq!(
+            parse_settings(r#"{"broker":{"host":"127.0.0.1","port":1}}"#),
+            Ok(("127.0.0.1".into(), 1))
+        );
+        for bad in [
+            "<html>",
+            "[]",
+            "{}",
+            r#"{"broker.host":"127.0.0.1"}"#,
+            r#"{"broker.host":"","broker.port":1}"#,
+            r#"{"broker.host":"h","broker.port":0}"#,
+            r#"{"broker.host":"h","broker.port":70000}"#,
+            r#"{"broker.host":"h","broker.port":"x"}"#,
+            r#"{"broker.host":"h","broker.port":1.5}"#,
+        ] {
+            assert!(parse_settings(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn api_base_checks() {
+        assert!(check_api_base("https://127.0.0.1:6889", false).is_ok());
+        assert!(check_api_base("http://127.0.0.1:6889", false)
+            .unwrap_err()
+            .contains("HTTPS"));
+        assert!(check_api_base("https://agent.example.com", false)
+            .unwrap_err()
+            .contains("ca_bundle"));
+        assert!(check_api_base("https://agent.example.com", true).is_ok());
+    }
+}

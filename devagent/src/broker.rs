@@ -1,0 +1,479 @@
+//! One Mosquitto child process: start, readiness, log parsing, stop.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::Error;
+
+const TAIL_LINES: usize = 40;
+
+/// What the broker's log has told us so far.
+#[derive(Default)]
+pub(crate) struct LogState {
+    /// Bumped on every spawn so a dying process's reader cannot flag the new one.
+    generation: u64,
+    running: bool,
+    exited: bool,
+    tail: VecDeque<String>,
+    /// "ip:port" of a fresh connection -> the listener port it arrived on.
+    conn_listener: HashMap<String, u16>,
+    pub clients: Vec<String>,
+    pub connection_attempts: usize,
+}
+
+pub(crate) struct LogShared {
+    pub state: Mutex<LogState>,
+    pub cv: Condvar,
+}
+
+impl LogShared {
+    pub fn lock(&self) -> MutexGuard<'_, LogState> {
+        // A panic elsewhere must not turn every later call into a second panic.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub(crate) struct Mosquitto {
+    exe: PathBuf,
+    conf: PathBuf,
+    /// Only clients and connections on this listener are recorded.
+    watch_port: u16,
+    child: Mutex<Option<Running>>,
+    pub log: Arc<LogShared>,
+}
+
+struct Running {
+    mosquitto: Child,
+    /// `sh` blocked reading a pipe only we write to. When the pipe closes (we stop the
+    /// broker, or this process dies, even by SIGKILL) it sends mosquitto SIGTERM, so a
+    /// crashed test harness does not leave brokers behind holding ports.
+    watchdog: Option<Child>,
+}
+
+impl Running {
+    /// Closes the watchdog's pipe, which makes it SIGTERM mosquitto, and reaps it.
+    fn release_watchdog(&mut self) {
+        if let Some(mut w) = self.watchdog.take() {
+            drop(w.stdin.take());
+            let _ = w.wait();
+        }
+    }
+}
+
+fn spawn_watchdog(pid: u32) -> Option<Child> {
+    // mosquitto stays unreaped until we wait for it, so its pid cannot be reused by then.
+    Command::new("sh")
+        .arg("-c")
+        .arg("read _ignored; kill -TERM \"$1\" 2>/dev/null")
+        .arg("kepm-devagent-watchdog")
+        .arg(pid.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+}
+
+pub(crate) enum SpawnError {
+    AddrInUse(String),
+    Other(Error),
+}
+
+impl From<SpawnError> for Error {
+    fn from(e: SpawnError) -> Self {
+        match e {
+            SpawnError::AddrInUse(m) => Error::Broker(m),
+            SpawnError::Other(e) => e,
+        }
+    }
+}
+
+/// Finds the mosquitto executable: `KEPM_MOSQUITTO`, then `PATH`, then the usual sbin dirs
+/// (Debian installs it in /usr/sbin, which a non-root PATH often lacks).
+/// Writes a Mosquitto password file with one user, using `mosquitto_passwd` (same package).
+pub(crate) fn write_password_file(
+    mosquitto: &Path,
+    file: &Path,
+    user: &str,
+    password: &str,
+) -> Result<(), Error> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(dir) = mosquitto.parent() {
+        candidates.push(dir.to_path_buf());
+        candidates.push(dir.join("../bin"));
+    }
+    candidates.push(PathBuf::from("/usr/bin"));
+    candidates.push(PathBuf::from("/usr/local/bin"));
+    let tool = candidates
+        .iter()
+        .map(|d| d.join("mosquitto_passwd"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::MosquittoNotFound {
+            tried: "mosquitto_passwd in PATH, next to mosquitto, /usr/bin, /usr/local/bin".into(),
+        })?;
+    let out = std::process::Command::new(&tool)
+        .arg("-c")
+        .arg("-b")
+        .arg(file)
+        .arg(user)
+        .arg(password)
+        .output()
+        .map_err(|e| Error::io(format!("running {}", tool.display()), e))?;
+    if !out.status.success() {
+        return Err(Error::Broker(format!(
+            "{} failed: {}",
+            tool.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(format!("chmod 644 {}", file.display()), e))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn find_mosquitto() -> Result<PathBuf, Error> {
+    if let Some(p) = std::env::var_os("KEPM_MOSQUITTO").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        return Err(Error::MosquittoNotFound {
+            tried: format!("KEPM_MOSQUITTO={}", p.display()),
+        });
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    for d in [
+        "/usr/sbin",
+        "/usr/local/sbin",
+        "/sbin",
+        "/opt/homebrew/sbin",
+        "/usr/local/opt/mosquitto/sbin",
+    ] {
+        dirs.push(PathBuf::from(d));
+    }
+    for d in &dirs {
+        let p = d.join("mosquitto");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(Error::MosquittoNotFound {
+        tried: "KEPM_MOSQUITTO, PATH, /usr/sbin, /usr/local/sbin, /sbin".to_string(),
+    })
+}
+
+fn verbose() -> bool {
+    std::env::var_os("KEPM_DEVAGENT_LOG").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+impl Mosquitto {
+    pub fn new(exe: PathBuf, conf: PathBuf, watch_port: u16) -> Self {
+        Mosquitto {
+            exe,
+            conf,
+            watch_port,
+            child: Mutex::new(None),
+            log: Arc::new(LogShared {
+                state: Mutex::new(LogState::default()),
+                cv: Condvar::new(),
+            }),
+        }
+    }
+
+    fn child(&self) -> MutexGuard<'_, Option<Running>> {
+        self.child.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn conf_path(&self) -> &Path {
+        &self.conf
+    }
+
+    /// True while the process exists and has not exited.
+    pub fn running(&self) -> bool {
+        let mut g = self.child();
+        match g.as_mut() {
+            Some(r) => matches!(r.mosquitto.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Spawns mosquitto and waits until its log says it is running (listeners are open
+    /// by then), or until it exits or `deadline` passes.
+    pub fn spawn(&self, deadline: Instant) -> Result<(), SpawnError> {
+        let mut slot = self.child();
+        if let Some(r) = slot.as_mut() {
+            if matches!(r.mosquitto.try_wait(), Ok(None)) {
+                return Ok(());
+            }
+            r.release_watchdog();
+        }
+        *slot = None;
+        let generation = {
+            let mut st = self.log.lock();
+            st.generation += 1;
+            st.running = false;
+            st.exited = false;
+            st.tail.clear();
+            st.generation
+        };
+        let mut child = Command::new(&self.exe)
+            .arg("-c")
+            .arg(&self.conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                SpawnError::Other(if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::MosquittoNotFound {
+                        tried: self.exe.display().to_string(),
+                    }
+                } else {
+                    Error::io(format!("starting {}", self.exe.display()), e)
+                })
+            })?;
+        let Some(stderr) = child.stderr.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SpawnError::Other(Error::Broker(
+                "mosquitto's stderr was not captured".into(),
+            )));
+        };
+        let log = Arc::clone(&self.log);
+        let watch_port = self.watch_port;
+        let reader = std::thread::Builder::new()
+            .name("kepm-devagent-mosquitto-log".into())
+            .spawn(move || read_log(stderr, &log, generation, watch_port));
+        if let Err(e) = reader {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SpawnError::Other(Error::io(
+                "spawning the log reader thread",
+                e,
+            )));
+        }
+        let watchdog = spawn_watchdog(child.id());
+        *slot = Some(Running {
+            mosquitto: child,
+            watchdog,
+        });
+        drop(slot);
+
+        let mut st = self.log.lock();
+        loop {
+            if st.running {
+                return Ok(());
+            }
+            if st.exited {
+                let tail: Vec<String> = st.tail.iter().cloned().collect();
+                drop(st);
+                self.reap();
+                let tail = tail.join("\n  ");
+                let mut msg = format!(
+                    "mosquitto ({}) exited during startup with config {}; its log:\n  {tail}",
+                    self.exe.display(),
+                    self.conf.display()
+                );
+                if tail.contains("Unable to") || tail.contains("ermission denied") {
+                    msg.push_str(
+                        "\nhint: started as root, mosquitto drops to user `mosquitto`, which must \
+                         be able to read the files: every directory above the config must be \
+                         world-searchable (try TMPDIR=/tmp)",
+                    );
+                }
+                return Err(if tail.contains("in use") {
+                    SpawnError::AddrInUse(msg)
+                } else {
+                    SpawnError::Other(Error::Broker(msg))
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let tail: Vec<String> = st.tail.iter().cloned().collect();
+                drop(st);
+                let _ = self.stop();
+                return Err(SpawnError::Other(Error::Broker(format!(
+                    "mosquitto did not report \"running\" in time (config {}); its log:\n  {}",
+                    self.conf.display(),
+                    tail.join("\n  ")
+                ))));
+            }
+            st = self
+                .log
+                .cv
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn reap(&self) {
+        if let Some(mut r) = self.child().take() {
+            r.release_watchdog();
+            let _ = r.mosquitto.wait();
+        }
+    }
+
+    /// SIGTERM (so Mosquitto saves its persistence database), wait up to 5 s, then SIGKILL.
+    pub fn stop(&self) -> Result<(), Error> {
+        let mut slot = self.child();
+        let Some(mut run) = slot.take() else {
+            return Ok(());
+        };
+        if matches!(run.mosquitto.try_wait(), Ok(Some(_))) {
+            run.release_watchdog();
+            return Ok(());
+        }
+        let had_watchdog = run.watchdog.is_some();
+        run.release_watchdog();
+        // Also signal directly: the watchdog may have been killed (Ctrl-C hits the whole
+        // process group). A second SIGTERM is harmless. `kill` because unsafe is forbidden.
+        let termed = Command::new("kill")
+            .arg("-TERM")
+            .arg(run.mosquitto.id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if termed || had_watchdog {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                match run.mosquitto.try_wait() {
+                    Ok(Some(_)) => return Ok(()),
+                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                    Err(_) => break,
+                }
+            }
+            eprintln!("kepm-devagent: mosquitto ignored SIGTERM for 5 s; killing it");
+        }
+        let _ = run.mosquitto.kill();
+        run.mosquitto
+            .wait()
+            .map(|_| ())
+            .map_err(|e| Error::io("waiting for mosquitto to exit", e))
+    }
+
+    pub fn tail(&self) -> String {
+        let st = self.log.lock();
+        st.tail.iter().cloned().collect::<Vec<_>>().join("\n  ")
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn read_log(stderr: std::process::ChildStderr, log: &LogShared, generation: u64, watch_port: u16) {
+    let echo = verbose();
+    let mut reader = BufReader::new(stderr);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let raw = String::from_utf8_lossy(&buf);
+        let line = strip_timestamp(raw.trim_end());
+        if echo {
+            eprintln!("kepm-devagent: mosquitto: {line}");
+        }
+        let mut st = log.lock();
+        if st.generation == generation {
+            if st.tail.len() >= TAIL_LINES {
+                st.tail.pop_front();
+            }
+            st.tail.push_back(line.to_string());
+            if line.starts_with("mosquitto version") && line.ends_with(" running") {
+                st.running = true;
+            }
+        }
+        parse_line(&mut st, line, watch_port);
+        drop(st);
+        log.cv.notify_all();
+    }
+    let mut st = log.lock();
+    if st.generation == generation {
+        st.exited = true;
+        st.running = false;
+    }
+    drop(st);
+    log.cv.notify_all();
+}
+
+/// Mosquitto prefixes each line with "<unix seconds>: ".
+fn strip_timestamp(line: &str) -> &str {
+    match line.split_once(": ") {
+        Some((ts, rest)) if !ts.is_empty() && ts.bytes().all(|b| b.is_ascii_digit()) => rest,
+        _ => line,
+    }
+}
+
+/// Mosquitto 2.0 logs, per connection:
+///   "New connection from 127.0.0.1:41986 on port 18883."
+///   "New client connected from 127.0.0.1:41986 as job_A_1 (p5, c1, k60)."
+/// The second line does not name the listener, so we join them on the peer address.
+fn parse_line(st: &mut LogState, line: &str, watch_port: u16) {
+    if let Some(rest) = line.strip_prefix("New connection from ") {
+        if let Some((addr, port)) = rest.rsplit_once(" on port ") {
+            if let Ok(port) = port.trim_end_matches('.').parse::<u16>() {
+                if st.conn_listener.len() > 10_000 {
+                    // Connections that never sent CONNECT would otherwise pile up forever.
+                    st.conn_listener.clear();
+                }
+                st.conn_listener.insert(addr.to_string(), port);
+                if port == watch_port {
+                    st.connection_attempts += 1;
+                }
+            }
+        }
+    } else if let Some(rest) = line.strip_prefix("New client connected from ") {
+        if let Some((addr, after)) = rest.split_once(" as ") {
+            let id = match after.rfind(" (") {
+                Some(i) => &after[..i],
+                None => after.trim_end_matches('.'),
+            };
+            if st.conn_listener.remove(addr) == Some(watch_port) {
+                st.clients.push(id.to_string());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_client_ids_per_listener() {
+        let mut st = LogState::default();
+        for l in [
+            "1795865779: New connection from 127.0.0.1:50884 on port 18884.",
+            "1795865779: New client connected from 127.0.0.1:50884 as capt (p5, c1, k60).",
+            "1795865780: New connection from 127.0.0.1:41986 on port 18883.",
+            "1795865780: New client connected from 127.0.0.1:41986 as job-a_Tool_12 (p5, c1, k60).",
+            "1795865780: New connection from 127.0.0.1:42018 on port 18883.",
+            "1795865780: Client <unknown> closed its connection.",
+        ] {
+            parse_line(&mut st, strip_timestamp(l), 18883);
+        }
+        assert_eq!(st.clients, vec!["job-a_Tool_12".to_string()]);
+        assert_eq!(st.connection_attempts, 2);
+    }
+}

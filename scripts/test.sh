@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what it needs, checks formatting and lints,
+# builds, runs the Rust tests against real Mosquitto brokers, then every binding's suite
+# (scripts/test-*.sh, each installing its own toolchain packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export TMPDIR=/tmp   # Mosquitto drops root and must read the devagent's temp files
+scripts/setup.sh
+
+echo "== rust: fmt, clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== rust: tests"
+cargo build --workspace --locked
+cargo test --workspace --locked
+
+for suite in scripts/test-*.sh; do
+  [ -e "$suite" ] || continue
+  echo "== $(basename "$suite" .sh)"
+  bash "$suite"
+done
+echo "== all suites passed"
