@@ -10,10 +10,12 @@ scripts/setup.sh
 echo "== rust: fmt, clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p kepmlog --all-targets --features log --locked -- -D warnings
 
 echo "== rust: tests"
 cargo build --workspace --locked
 cargo test --workspace --locked
+cargo test -p kepmlog --features log --lib --locked
 
 for suite in scripts/test-*.sh; do
   [ -e "$suite" ] || continue

@@ -12,6 +12,8 @@
 //! # Ok::<(), kepmlog::Error>(())
 //! ```
 
+#[cfg(feature = "log")]
+mod bridge;
 mod error;
 pub mod identity;
 mod level;
@@ -22,6 +24,8 @@ mod settings;
 mod tls;
 mod worker;
 
+#[cfg(feature = "log")]
+pub use bridge::LogBridge;
 pub use error::Error;
 pub use level::Level;
 pub use logger::{Logger, Stats, MAX_EVENT_BYTES};

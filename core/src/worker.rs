@@ -52,6 +52,8 @@ pub(crate) struct WorkerConfig {
 
 /// The worker thread's body: never panics across its boundary, always marks itself done.
 pub(crate) fn run(config: WorkerConfig) {
+    #[cfg(feature = "log")]
+    crate::bridge::mark_worker_thread();
     let shared = config.shared.clone();
     let diagnostics = config.diagnostics;
     let rt = tokio::runtime::Builder::new_current_thread()
