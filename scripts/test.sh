@@ -17,9 +17,16 @@ cargo build --workspace --locked
 cargo test --workspace --locked
 cargo test -p kepmlog --features log --lib --locked
 
+# Each binding's suite installs its example tool under target/agent-root; test-jobs.sh runs
+# every example job through `kepm-devagent run`, so it goes last.
 for suite in scripts/test-*.sh; do
   [ -e "$suite" ] || continue
+  [ "$suite" = scripts/test-jobs.sh ] && continue
   echo "== $(basename "$suite" .sh)"
   bash "$suite"
 done
+if [ -e scripts/test-jobs.sh ]; then
+  echo "== test-jobs"
+  bash scripts/test-jobs.sh
+fi
 echo "== all suites passed"
