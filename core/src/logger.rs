@@ -55,8 +55,8 @@ pub(crate) enum Kind {
 /// State shared by the callers and the worker.
 #[derive(Default)]
 pub(crate) struct Shared {
-    /// Incremented before every send attempt: `reserved - dropped` bounds the queue positions
-    /// taken so far, which is what flush waits for.
+    /// Incremented before every send attempt and decremented when it fails, so it is never
+    /// below the number of queue positions taken: what flush waits for.
     pub reserved: AtomicU64,
     pub dropped: AtomicU64,
     pub delivered: AtomicU64,
@@ -111,9 +111,14 @@ impl Shared {
 
     /// Waits until every queue position below `target` is settled, the worker is done, or the
     /// deadline passes. Returns how many are still unsettled.
+    ///
+    /// `target` was read from `reserved` at the call; a send in progress then that has failed
+    /// since gave its reservation back, so the target follows `reserved` down (`reserved`
+    /// never drops below the positions taken).
     fn wait_settled(&self, target: u64, deadline: Instant) -> u64 {
         let mut guard = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         loop {
+            let target = target.min(self.reserved.load(Ordering::SeqCst));
             let low = self.settled_low.load(Ordering::SeqCst);
             if low >= target || self.info().done {
                 return target.saturating_sub(low);
@@ -385,7 +390,10 @@ impl Logger {
                 Ok(())
             }
             Err(disconnected) => {
+                self.shared.reserved.fetch_sub(1, Ordering::SeqCst);
                 self.shared.dropped.fetch_add(1, Ordering::SeqCst);
+                // A flush may be waiting for the reservation just given back.
+                self.shared.notify_progress();
                 if disconnected {
                     Err(Error::ShutDown)
                 } else {
@@ -421,14 +429,7 @@ impl Logger {
     }
 
     fn flush_until(&self, deadline: Instant) -> Result<(), Error> {
-        // Read `dropped` first: a drop counted after `reserved` was read only lowers the target
-        // we could have used, never hides a record accepted before this call.
-        let dropped = self.shared.dropped.load(Ordering::SeqCst);
-        let target = self
-            .shared
-            .reserved
-            .load(Ordering::SeqCst)
-            .saturating_sub(dropped);
+        let target = self.shared.reserved.load(Ordering::SeqCst);
         self.shared.wake.notify_one();
         let undelivered = self.shared.wait_settled(target, deadline);
         let denied = self.shared.denied.load(Ordering::SeqCst);
@@ -514,11 +515,7 @@ impl Logger {
 
     pub fn stats(&self) -> Stats {
         let dropped = self.shared.dropped.load(Ordering::SeqCst);
-        let accepted = self
-            .shared
-            .reserved
-            .load(Ordering::SeqCst)
-            .saturating_sub(dropped);
+        let accepted = self.shared.reserved.load(Ordering::SeqCst);
         let delivered = self.shared.delivered.load(Ordering::SeqCst);
         let denied = self.shared.denied.load(Ordering::SeqCst);
         let failed = self.shared.failed.load(Ordering::SeqCst);
