@@ -23,6 +23,11 @@ pub(crate) struct LogState {
     conn_listener: HashMap<String, u16>,
     pub clients: Vec<String>,
     pub connection_attempts: usize,
+    /// Publishes Mosquitto accepted from clients other than the capture subscriber. Only
+    /// counted when the broker logs at debug level (`Config::log_publishes`).
+    pub publishes: usize,
+    /// (client id, topic) of every publish the ACL denied, in log order (debug level only).
+    pub denials: Vec<(String, String)>,
 }
 
 pub(crate) struct LogShared {
@@ -443,6 +448,16 @@ fn parse_line(st: &mut LogState, line: &str, watch_port: u16) {
                 }
             }
         }
+    } else if let Some(rest) = line.strip_prefix("Denied PUBLISH from ") {
+        if let Some((client, topic)) = publish_client_topic(rest) {
+            st.denials.push((client.to_string(), topic.to_string()));
+        }
+    } else if let Some(rest) = line.strip_prefix("Received PUBLISH from ") {
+        if let Some((client, _)) = publish_client_topic(rest) {
+            if client != crate::capture::CAPTURE_CLIENT_ID {
+                st.publishes += 1;
+            }
+        }
     } else if let Some(rest) = line.strip_prefix("New client connected from ") {
         if let Some((addr, after)) = rest.split_once(" as ") {
             let id = match after.rfind(" (") {
@@ -454,6 +469,17 @@ fn parse_line(st: &mut LogState, line: &str, watch_port: u16) {
             }
         }
     }
+}
+
+/// Splits Mosquitto's debug line tail
+/// `job_A_1 (d0, q1, r0, m1, 'Jobs/x/events', ... (2 bytes))` into client id and topic.
+/// Client ids never contain spaces here (the job client ids are `{job}_{token}_{pid}`); the
+/// topic is taken between the first `'` after the flags and the last `', ... (`.
+fn publish_client_topic(rest: &str) -> Option<(&str, &str)> {
+    let (client, flags) = rest.split_once(" (d")?;
+    let start = flags.find('\'')? + 1;
+    let end = flags.rfind("', ... (")?;
+    (end >= start).then(|| (client, &flags[start..end]))
 }
 
 #[cfg(test)]
@@ -475,5 +501,26 @@ mod tests {
         }
         assert_eq!(st.clients, vec!["job-a_Tool_12".to_string()]);
         assert_eq!(st.connection_attempts, 2);
+    }
+
+    #[test]
+    fn parses_denied_and_received_publishes() {
+        let mut st = LogState::default();
+        for l in [
+            "1795867545: Denied PUBLISH from job-a_Tool_1 (d0, q1, r0, m1, 'Jobs/x/events', ... (2 bytes))",
+            "1795867545: Received PUBLISH from job-a_Tool_2 (d0, q1, r0, m1, 'KeeperLogger', ... (2 bytes))",
+            "1795867545: Received PUBLISH from kepm-devagent-capture (d0, q1, r0, m1, 'x', ... (2 bytes))",
+            "1795867545: Denied PUBLISH from j_T_3 (d1, q1, r0, m9, 'it's', ... (0 bytes))",
+        ] {
+            parse_line(&mut st, strip_timestamp(l), 18883);
+        }
+        assert_eq!(st.publishes, 1);
+        assert_eq!(
+            st.denials,
+            vec![
+                ("job-a_Tool_1".to_string(), "Jobs/x/events".to_string()),
+                ("j_T_3".to_string(), "it's".to_string())
+            ]
+        );
     }
 }

@@ -13,13 +13,21 @@
 //! `KEPM_MOSQUITTO` to use another one, and `KEPM_DEVAGENT_LOG=1` to echo its log to stderr.
 //! If the owning process dies without cleaning up, a watchdog stops its Mosquitto and the
 //! next devagent removes the stale temp dir.
+//!
+//! For job authors: [`lint`] checks job JSON files, [`run::run_job`] runs a job the way the
+//! agent's job runner does (binary resolution, `{KeeperApiBaseUrl}`, `KEEPER_JOB_ID`, the
+//! job's ACL, timeouts) and [`schema`] checks KeeperLogger payloads (SPEC.md section 4).
 
 mod broker;
 mod capture;
 mod error;
 mod https;
+pub mod lint;
+pub mod run;
+pub mod schema;
 pub mod timefmt;
 mod tls;
+pub mod view;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -64,6 +72,11 @@ pub struct Config {
     /// Receive Maximum. `None`: Mosquitto's default (20). `Some(0)`: no limit (no Receive
     /// Maximum in CONNACK, which MQTT v5 clients read as 65,535).
     pub receive_maximum: Option<u16>,
+    /// Run Mosquitto at debug log level so that every publish it accepts and every publish
+    /// its ACL denies is seen ([`DevAgent::denials`], [`DevAgent::publishes_received`]).
+    /// Costs a few log lines per message; meant for `kepm-devagent run`, not for load tests.
+    /// Default: false.
+    pub log_publishes: bool,
 }
 
 impl Default for Config {
@@ -73,6 +86,7 @@ impl Default for Config {
             settings: SettingsMode::Ok,
             start_broker: true,
             receive_maximum: None,
+            log_publishes: false,
         }
     }
 }
@@ -296,6 +310,7 @@ fn broker_conf(
     job_port: u16,
     capture_port: u16,
     receive_maximum: Option<u16>,
+    log_publishes: bool,
 ) -> String {
     let d = dir.display();
     let mut c = format!(
@@ -313,6 +328,10 @@ fn broker_conf(
     );
     if let Some(n) = receive_maximum {
         c.push_str(&format!("max_inflight_messages {n}\n"));
+    }
+    if log_publishes {
+        // Mosquitto logs ACL denials ("Denied PUBLISH from ...") only at debug level.
+        c.push_str("log_type debug\n");
     }
     // One global ACL instead of per_listener_settings: Mosquitto 2.0.11 denies every ACL
     // check of a client with no listener under per-listener settings, and a persistent
@@ -414,7 +433,13 @@ impl DevAgent {
             }
             dir.write(
                 "mosquitto.conf",
-                &broker_conf(&dir.0, job_port, capture_port, cfg.receive_maximum),
+                &broker_conf(
+                    &dir.0,
+                    job_port,
+                    capture_port,
+                    cfg.receive_maximum,
+                    cfg.log_publishes,
+                ),
                 0o644,
             )?;
             let m = Mosquitto::new(exe.clone(), conf_path.clone(), job_port);
@@ -775,6 +800,18 @@ impl DevAgent {
         self.mosquitto.log.lock().clients.clone()
     }
 
+    /// Publishes the broker's ACL refused (each got PUBACK 0x87 under MQTT v5), in order:
+    /// `(client id, topic)`. Empty unless [`Config::log_publishes`] was set.
+    pub fn denials(&self) -> Vec<(String, String)> {
+        self.mosquitto.log.lock().denials.clone()
+    }
+
+    /// Publishes the broker accepted from job clients (any topic). Zero unless
+    /// [`Config::log_publishes`] was set. A QoS 1 re-send after a reconnect counts again.
+    pub fn publishes_received(&self) -> usize {
+        self.mosquitto.log.lock().publishes
+    }
+
     /// TCP connections accepted on the job listener (including handshake probes and
     /// clients that never sent CONNECT).
     pub fn connection_attempts(&self) -> usize {
@@ -961,7 +998,7 @@ mod tests {
 
     #[test]
     fn config_lists_every_listener_and_acl() {
-        let c = broker_conf(Path::new("/tmp/x"), 1111, 2222, Some(5));
+        let c = broker_conf(Path::new("/tmp/x"), 1111, 2222, Some(5), false);
         for want in [
             "listener 1111 127.0.0.1",
             "listener 2222 127.0.0.1",
@@ -973,7 +1010,9 @@ mod tests {
         ] {
             assert!(c.contains(want), "{want} missing from:\n{c}");
         }
-        assert!(!broker_conf(Path::new("/t"), 1, 2, None).contains("max_inflight"));
+        assert!(!broker_conf(Path::new("/t"), 1, 2, None, false).contains("max_inflight"));
+        assert!(!c.contains("log_type debug"));
+        assert!(broker_conf(Path::new("/t"), 1, 2, None, true).contains("log_type debug"));
         assert!(!c.contains("per_listener_settings"));
         let acl = acl_file(&["KeeperLogger".to_string(), "Jobs/x/events".to_string()]);
         assert!(

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use kepm_devagent::view::pretty_message;
 use kepm_devagent::{timefmt, Config, DevAgent, Received, SettingsMode, FALLBACK_BROKER};
 use serde_json::{json, Value};
 
@@ -40,6 +41,62 @@ enum Cmd {
     /// cleanly: the broker is stopped and the temp dir removed. Diagnostics go to stderr;
     /// KEPM_DEVAGENT_LOG=1 echoes Mosquitto's log there too.
     Serve(ServeArgs),
+    /// Check job JSON files against the agent's rules (SPEC.md sections 1, 3, 5, 6).
+    ///
+    /// Prints each finding with its file, JSON path, rule and fix. Exit status 1 when any
+    /// file has an error, else 0 (warnings do not fail).
+    Lint(LintArgs),
+    /// Run a job locally the way the agent's job runner does, printing the operator's log
+    /// view.
+    ///
+    /// Lints the job, starts the HTTPS Plugin Settings endpoint and a Mosquitto whose ACL is
+    /// the job's mqttTopics.allowedPublications, runs the tasks in order (binary resolved
+    /// like the agent, {KeeperApiBaseUrl} substituted, KEEPER_JOB_ID/KEEPER_JOB_NAME set only
+    /// when mqttTopics has an entry, timeoutSeconds enforced, continueOnFailure honoured),
+    /// shows task output, log records, events and denied publishes live, and ends with a
+    /// summary. Exit status 0 when every task exited 0 (or failed with continueOnFailure),
+    /// no message broke the KeeperLogger schema and no publish was denied; 1 otherwise.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct LintArgs {
+    /// Job files.
+    #[arg(required = true, value_name = "JOB.json")]
+    files: Vec<std::path::PathBuf>,
+    /// Agent root: binaries are looked up at DIR/Jobs/bin/{command}/{command}. Default: the
+    /// directory above Jobs/ when the file is in one, else executablePath and PATH only.
+    #[arg(long, value_name = "DIR", env = "KEPM_AGENT_ROOT")]
+    agent_root: Option<std::path::PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: LintFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LintFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The job file.
+    #[arg(value_name = "JOB.json")]
+    file: std::path::PathBuf,
+    /// Agent root: binaries are looked up at DIR/Jobs/bin/{command}/{command}. Default: the
+    /// directory above Jobs/ when the file is in one, else executablePath and PATH only.
+    #[arg(long, value_name = "DIR", env = "KEPM_AGENT_ROOT")]
+    agent_root: Option<std::path::PathBuf>,
+    /// Also write the received messages, task results and summary to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<std::path::PathBuf>,
+    /// Working directory of the tasks (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<std::path::PathBuf>,
+    /// Run even when lint finds errors (the exit status is still 1).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -116,6 +173,92 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Serve(args) => serve(args),
+        Cmd::Lint(args) => lint(&args),
+        Cmd::Run(args) => run(args),
+    }
+}
+
+fn lint(args: &LintArgs) -> ExitCode {
+    use kepm_devagent::lint::{lint_file, LintOptions};
+    let opts = LintOptions {
+        agent_root: args.agent_root.clone(),
+        ..LintOptions::default()
+    };
+    let reports: Vec<_> = args.files.iter().map(|f| lint_file(f, &opts)).collect();
+    let errors: usize = reports.iter().map(|r| r.errors()).sum();
+    let warnings: usize = reports.iter().map(|r| r.warnings()).sum();
+    let out = Out;
+    match args.format {
+        LintFormat::Json => {
+            let findings: Vec<Value> = reports
+                .iter()
+                .flat_map(|r| r.findings.iter().map(|f| f.to_json()))
+                .collect();
+            let files: Vec<Value> = args
+                .files
+                .iter()
+                .zip(&reports)
+                .map(|(f, r)| {
+                    json!({"file": f.display().to_string(), "errors": r.errors(),
+                           "warnings": r.warnings()})
+                })
+                .collect();
+            out.line(
+                &json!({"files": files, "findings": findings, "errors": errors,
+                        "warnings": warnings})
+                .to_string(),
+            );
+        }
+        LintFormat::Text => {
+            for f in reports.iter().flat_map(|r| &r.findings) {
+                out.line(&f.to_string());
+            }
+            for (f, r) in args.files.iter().zip(&reports) {
+                if r.findings.is_empty() {
+                    out.line(&format!("{}: ok", f.display()));
+                }
+            }
+            out.line(&format!(
+                "{} file(s): {errors} error(s), {warnings} warning(s)",
+                args.files.len()
+            ));
+        }
+    }
+    ExitCode::from(u8::from(errors > 0))
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    use kepm_devagent::run::{run_job, RunOptions};
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<Input>();
+    if let Err(e) = install_signal_handlers(tx) {
+        eprintln!("kepm-devagent: cannot install signal handlers: {e}");
+        return ExitCode::from(1);
+    }
+    {
+        let cancel = Arc::clone(&cancel);
+        let _ = std::thread::Builder::new()
+            .name("cancel".into())
+            .spawn(move || {
+                if let Ok(Input::Signal(name)) = rx.recv() {
+                    eprintln!("kepm-devagent: {name}: stopping the job");
+                    cancel.store(true, Ordering::SeqCst);
+                }
+            });
+    }
+    let opts = RunOptions {
+        agent_root: args.agent_root,
+        json_out: args.json,
+        cwd: args.cwd,
+        cancel: Some(cancel),
+        force: args.force,
+    };
+    match run_job(&args.file, &opts) {
+        Ok(summary) => ExitCode::from(u8::from(!summary.ok())),
+        Err(e) => {
+            eprintln!("kepm-devagent: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -366,55 +509,6 @@ fn message_json(m: &Received) -> Value {
     v
 }
 
-fn level_name(v: &Value) -> String {
-    match v {
-        Value::Number(n) => match n.as_i64() {
-            Some(0) => "Debug".into(),
-            Some(1) => "Info".into(),
-            Some(2) => "Warning".into(),
-            Some(3) => "Error".into(),
-            Some(4) => "Critical".into(),
-            Some(5) => "Verbose".into(),
-            _ => format!("Level{n}"),
-        },
-        Value::String(s) => s.clone(),
-        _ => "?".into(),
-    }
-}
-
-fn pretty_message(m: &Received) -> String {
-    let t = timefmt::hms_millis_utc(m.at);
-    let parsed = m.json();
-    let meta = parsed
-        .as_ref()
-        .and_then(|v| v.get("MetaData"))
-        .filter(|v| v.is_object());
-    if let Some(meta) = meta {
-        let s = |k: &str| meta.get(k).and_then(Value::as_str).unwrap_or_default();
-        let level = meta.get("LogLevel").map(level_name).unwrap_or("?".into());
-        let mut line = format!(
-            "{t} {level:<8} {} [{}] {}",
-            s("Source"),
-            s("Category"),
-            s("Message")
-        );
-        let mut extra = Vec::new();
-        for k in ["CorrelationId", "Context"] {
-            if !s(k).is_empty() {
-                extra.push(format!("{k}={}", s(k)));
-            }
-        }
-        if !extra.is_empty() {
-            line.push_str(&format!(" ({})", extra.join(", ")));
-        }
-        return line;
-    }
-    match parsed {
-        Some(v) if m.topic != "KeeperLogger" => format!("{t} EVENT    {} {v}", m.topic),
-        _ => format!("{t} ?        {} {}", m.topic, m.text()),
-    }
-}
-
 /// Runs one stdin command; false means "exit now".
 fn handle_command(out: &Out, agent: &DevAgent, line: &str) -> bool {
     if line.is_empty() {
@@ -495,10 +589,12 @@ mod tests {
 
     #[test]
     fn event_key_comes_first() {
-        assert_eq!(
-            event_first(&json!({"z": 1, "event": "ok", "a": [1]})),
-            r#"{"event":"ok","a":[1],"z":1}"#
-        );
+        // The workspace enables serde_json's preserve_order, so the other keys keep their
+        // insertion order; only "event" moves.
+        let line = event_first(&json!({"z": 1, "event": "ok", "a": [1]}));
+        assert!(line.starts_with(r#"{"event":"ok","#), "{line}");
+        let back: Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(back, json!({"event": "ok", "a": [1], "z": 1}));
         assert_eq!(event_first(&json!({"event": "x"})), r#"{"event":"x"}"#);
         assert_eq!(event_first(&json!({"a": 1})), r#"{"a":1}"#);
     }

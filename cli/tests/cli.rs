@@ -1,0 +1,268 @@
+//! The `kepmlog` binary against the devagent harness (real TLS Mosquitto).
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kepm_devagent::{Config, DevAgent};
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(30);
+
+fn agent(allow: &[&str]) -> DevAgent {
+    DevAgent::start(Config {
+        allow: allow.iter().map(|s| s.to_string()).collect(),
+        ..Config::default()
+    })
+    .expect("devagent starts (needs mosquitto; TMPDIR=/tmp when root)")
+}
+
+fn kepmlog(agent: &DevAgent, job: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kepmlog"))
+        .args(args)
+        .arg(format!("--keeper-api-base={}", agent.api_base()))
+        .env("KEEPER_JOB_ID", job)
+        .env_remove("KEEPER_API_BASE")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kepmlog");
+    if let Some(data) = stdin {
+        let mut w = child.stdin.take().expect("stdin");
+        let data = data.to_vec();
+        // A writer thread: kepmlog reads while we write, as in a real pipeline.
+        std::thread::spawn(move || {
+            let _ = w.write_all(&data);
+        });
+    }
+    child.wait_with_output().expect("kepmlog output")
+}
+
+fn meta(agent: &DevAgent, n: usize) -> Vec<Value> {
+    agent
+        .wait_for_messages("KeeperLogger", n, T)
+        .iter()
+        .map(|m| m.json().expect("JSON payload")["MetaData"].clone())
+        .collect()
+}
+
+#[test]
+fn log_sends_one_record() {
+    let a = agent(&["KeeperLogger"]);
+    let out = kepmlog(
+        &a,
+        "cli-log",
+        &[
+            "log",
+            "--level",
+            "warning",
+            "--category",
+            "Scan",
+            "disk",
+            "almost full",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = meta(&a, 1);
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["LogLevel"], 2);
+    assert_eq!(m[0]["Category"], "Scan");
+    assert_eq!(m[0]["Message"], "disk almost full");
+    // Not started by a script: token and source fall back to "kepmlog"... unless the test
+    // runner's own name is taken, which is the documented "calling program" rule.
+    let client = a
+        .wait_for_client(|c| c.starts_with("cli-log_"), T)
+        .expect("client id");
+    assert_eq!(client.split('_').count(), 3, "{client}");
+}
+
+#[test]
+fn explicit_identity_options() {
+    let a = agent(&["KeeperLogger"]);
+    let out = kepmlog(
+        &a,
+        "cli-ident",
+        &[
+            "log",
+            "--token",
+            "nightly-build",
+            "--source",
+            "Nightly Build",
+            "-c",
+            "Ci",
+            "done",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = meta(&a, 1);
+    assert_eq!(m[0]["Source"], "Nightly Build");
+    assert_eq!(m[0]["LogLevel"], 1);
+    let pid_suffix = a
+        .wait_for_client(|c| c.starts_with("cli-ident_nightly-build_"), T)
+        .expect("client id")
+        .rsplit('_')
+        .next()
+        .map(|p| p.chars().all(|c| c.is_ascii_digit()));
+    assert_eq!(pid_suffix, Some(true));
+}
+
+#[test]
+fn pipe_streams_lines_with_detected_levels_and_skips_empty_ones() {
+    let a = agent(&["KeeperLogger"]);
+    let input =
+        b"starting\nERROR: it broke\n\n[warn] slow disk\r\n   \nFATAL: gone\nnot: a level\n";
+    let out = kepmlog(
+        &a,
+        "cli-pipe",
+        &["pipe", "--category", "Build", "--detect-level", "--tee"],
+        Some(input),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, input.to_vec(), "--tee copies stdin unchanged");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("5 line(s) sent, 2 empty line(s) skipped"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = meta(&a, 5);
+    let got: Vec<(i64, &str)> = m
+        .iter()
+        .map(|m| {
+            (
+                m["LogLevel"].as_i64().expect("level"),
+                m["Message"].as_str().expect("message"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, "starting"),
+            (3, "it broke"),
+            (2, "slow disk"),
+            (4, "gone"),
+            (1, "not: a level"),
+        ]
+    );
+    assert!(m.iter().all(|m| m["Category"] == "Build"));
+}
+
+#[test]
+fn pipe_delivers_ten_thousand_lines() {
+    let a = agent(&["KeeperLogger"]);
+    let n = 10_000;
+    let input: String = (0..n).map(|i| format!("line {i}\n")).collect();
+    let start = Instant::now();
+    let out = kepmlog(
+        &a,
+        "cli-bulk",
+        &["pipe", "--timeout", "60"],
+        Some(input.as_bytes()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // kepmlog exits only after every line is acknowledged, so all are at the broker now.
+    let msgs = a.wait_for_messages("KeeperLogger", n, T);
+    assert_eq!(msgs.len(), n);
+    let mut seen = std::collections::HashSet::new();
+    for m in &msgs {
+        let v = m.json().expect("JSON");
+        seen.insert(v["MetaData"]["Message"].as_str().expect("msg").to_string());
+    }
+    assert_eq!(seen.len(), n, "every line exactly once");
+    eprintln!("pipe: {n} lines delivered in {:?}", start.elapsed());
+}
+
+#[test]
+fn event_publishes_to_the_event_topic_and_rejects_non_objects() {
+    let a = agent(&["KeeperLogger", "Jobs/cli-event/events"]);
+    let out = kepmlog(&a, "cli-event", &["event", r#"{"json": 1}"#], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = a.wait_for_messages("Jobs/cli-event/events", 1, T);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].json(), Some(serde_json::json!({"json": 1})));
+    let out = kepmlog(&a, "cli-event", &["event", "[1, 2]"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kepmlog:"));
+}
+
+#[test]
+fn a_denied_event_exits_non_zero() {
+    let a = agent(&["KeeperLogger"]);
+    let out = kepmlog(&a, "cli-denied", &["event", "--timeout", "10", "{}"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("allowedPublications"), "{err}");
+}
+
+#[test]
+fn undeliverable_log_exits_non_zero_within_the_timeout() {
+    let a = DevAgent::start(Config {
+        start_broker: false,
+        ..Config::default()
+    })
+    .expect("devagent");
+    let start = Instant::now();
+    let out = kepmlog(
+        &a,
+        "cli-down",
+        &["log", "--timeout", "2", "-q", "nobody hears this"],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not delivered within 2.0s"));
+    assert!(
+        start.elapsed() < Duration::from_secs(2 + 10),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn bad_input_is_exit_2_with_the_fix() {
+    let a = agent(&["KeeperLogger"]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kepmlog"));
+    let out = cmd
+        .args(["log", "hello"])
+        .env_remove("KEEPER_JOB_ID")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mqttTopics"));
+    let out = kepmlog(&a, "cli-bad", &["log", "   "], None);
+    assert_eq!(out.status.code(), Some(2));
+    let out = kepmlog(&a, "cli-bad", &["log", "--level", "loud", "x"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(a.message_count(), 0);
+}

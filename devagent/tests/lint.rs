@@ -1,0 +1,313 @@
+//! `kepm-devagent lint`: a table of good and bad job files with the exact findings expected.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kepm_devagent::lint::{lint_file, LintOptions, Severity};
+use serde_json::Value;
+
+use Severity::{Error as E, Warning as W};
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")
+}
+
+fn opts() -> LintOptions {
+    LintOptions {
+        agent_root: Some(dir().join("agent-root")),
+        ..LintOptions::default()
+    }
+}
+
+/// (file in tests/jobs without .json, expected findings as (severity, rule, JSON path)).
+/// (severity, rule, JSON path)
+type Expected = (Severity, &'static str, &'static str);
+
+const CASES: &[(&str, &[Expected])] = &[
+    ("good-minimal", &[]),
+    ("good-cron", &[]),
+    ("good-calendar", &[]),
+    ("good-run-at", &[]),
+    ("good-event-topic", &[]),
+    ("good-executable-path", &[]),
+    ("good-path-lookup", &[]),
+    ("good-os-excluded", &[]),
+    ("good-events-only", &[]),
+    ("malformed", &[(E, "json-syntax", "$")]),
+    ("root-array", &[(E, "json-root", "$")]),
+    ("id-mismatch", &[(E, "id-file-name", "$.id")]),
+    ("id_underscore", &[(E, "id-underscore", "$.id")]),
+    ("id-missing", &[(E, "id-missing", "$.id")]),
+    ("enabled-missing", &[(E, "enabled-missing", "$.enabled")]),
+    ("enabled-false", &[(W, "enabled-false", "$.enabled")]),
+    ("schedule-two-modes", &[(E, "schedule-mode", "$.schedule")]),
+    ("schedule-empty", &[(E, "schedule-mode", "$.schedule")]),
+    ("schedule-none", &[(E, "schedule-missing", "$.schedule")]),
+    (
+        "cron-out-of-range",
+        &[(E, "schedule-cron", "$.schedule.cronExpression")],
+    ),
+    (
+        "cron-six-fields",
+        &[(E, "schedule-cron", "$.schedule.cronExpression")],
+    ),
+    (
+        "run-at-local",
+        &[(E, "schedule-run-at", "$.schedule.runAt")],
+    ),
+    (
+        "run-at-past",
+        &[(W, "schedule-run-at-past", "$.schedule.runAt")],
+    ),
+    (
+        "calendar-bad",
+        &[
+            (E, "schedule-calendar", "$.schedule.calendar[0].time"),
+            (
+                E,
+                "schedule-calendar",
+                "$.schedule.calendar[0].daysOfWeek[0]",
+            ),
+        ],
+    ),
+    (
+        "interval-zero",
+        &[(E, "schedule-interval", "$.schedule.intervalMinutes")],
+    ),
+    ("events-object", &[(E, "events-shape", "$.events")]),
+    (
+        "events-unknown-type",
+        &[(W, "events-type", "$.events[0].eventType")],
+    ),
+    (
+        "os-filter-missing",
+        &[(E, "os-filter-missing", "$.osFilter")],
+    ),
+    ("os-filter-none", &[(E, "os-filter-none", "$.osFilter")]),
+    (
+        "mqtt-missing",
+        &[(E, "mqtt-topics-missing", "$.mqttTopics")],
+    ),
+    (
+        "mqtt-no-keeper-logger",
+        &[(E, "mqtt-keeper-logger", "$.mqttTopics.allowedPublications")],
+    ),
+    (
+        "event-topic-undeclared",
+        &[(E, "event-topic", "$.eventTopic")],
+    ),
+    (
+        "event-topic-renamed",
+        &[(W, "event-topic-default", "$.mqttTopics.allowedPublications")],
+    ),
+    (
+        "task-no-command",
+        &[(E, "task-command", "$.tasks[0].command")],
+    ),
+    (
+        "task-command-path",
+        &[
+            (E, "task-command", "$.tasks[0].command"),
+            (E, "task-binary", "$.tasks[0].command"),
+        ],
+    ),
+    (
+        "task-execution-type",
+        &[(E, "task-execution-type", "$.tasks[0].ExecutionType")],
+    ),
+    (
+        "task-timeout-zero",
+        &[(E, "task-timeout", "$.tasks[0].timeoutSeconds")],
+    ),
+    (
+        "task-timeout-negative",
+        &[(E, "task-timeout", "$.tasks[0].timeoutSeconds")],
+    ),
+    (
+        "task-binary-missing",
+        &[(E, "task-binary", "$.tasks[0].command")],
+    ),
+    (
+        "task-relative-executable-path",
+        &[(E, "task-executable-path", "$.tasks[0].executablePath")],
+    ),
+    (
+        "unknown-fields",
+        &[
+            (W, "unknown-field", "$.owner"),
+            (W, "unknown-field", "$.tasks[0].executionType"),
+        ],
+    ),
+    (
+        "task-no-api-base",
+        &[(W, "task-api-base", "$.tasks[0].arguments")],
+    ),
+    (
+        "task-arguments-not-strings",
+        &[(E, "task-arguments", "$.tasks[0].arguments[1]")],
+    ),
+    ("tasks-empty", &[(E, "tasks-missing", "$.tasks")]),
+    (
+        "field-types",
+        &[
+            (E, "field-type", "$.enabled"),
+            (E, "field-type", "$.tasks[0].continueOnFailure"),
+        ],
+    ),
+    ("task-duplicate-id", &[(W, "task-id", "$.tasks[1].id")]),
+];
+
+#[test]
+fn lint_table() {
+    assert!(CASES.len() >= 25);
+    let mut failures = Vec::new();
+    for (name, want) in CASES {
+        let file = dir().join("jobs").join(format!("{name}.json"));
+        let report = lint_file(&file, &opts());
+        let got: Vec<(Severity, &str, &str)> = report
+            .findings
+            .iter()
+            .map(|f| (f.severity, f.rule, f.path.as_str()))
+            .collect();
+        if got != *want {
+            failures.push(format!("{name}: expected {want:?}\n   got {got:?}"));
+        }
+        for f in &report.findings {
+            assert!(!f.message.is_empty() && !f.fix.is_empty(), "{name}: {f:?}");
+            assert_eq!(f.file, file.display().to_string());
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_fixture_is_in_the_table() {
+    let mut files: Vec<String> = std::fs::read_dir(dir().join("jobs"))
+        .expect("tests/jobs")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .map(str::to_string)
+        })
+        .collect();
+    files.sort();
+    let mut names: Vec<String> = CASES.iter().map(|(n, _)| n.to_string()).collect();
+    names.sort();
+    assert_eq!(files, names);
+}
+
+#[test]
+fn malformed_json_reports_line_and_column() {
+    let report = lint_file(&dir().join("jobs/malformed.json"), &opts());
+    assert_eq!(report.findings[0].position, Some((5, 1)));
+    assert!(
+        report.findings[0]
+            .to_string()
+            .contains("malformed.json:5:1: error[json-syntax]"),
+        "{}",
+        report.findings[0]
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_finding_not_a_crash() {
+    let report = lint_file(Path::new("/nonexistent/job.json"), &opts());
+    assert_eq!(report.errors(), 1);
+    assert_eq!(report.findings[0].rule, "file");
+}
+
+fn lint_cmd(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kepm-devagent"))
+        .arg("lint")
+        .args(args)
+        .output()
+        .expect("run kepm-devagent lint");
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn exit_status_and_text_output() {
+    let root = dir().join("agent-root");
+    let root = root.to_str().expect("utf-8 path");
+    let good = dir().join("jobs/good-minimal.json");
+    let warn = dir().join("jobs/enabled-false.json");
+    let bad = dir().join("jobs/task-binary-missing.json");
+    let (code, out) = lint_cmd(&[
+        "--agent-root",
+        root,
+        good.to_str().expect("path"),
+        warn.to_str().expect("path"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("good-minimal.json: ok"), "{out}");
+    assert!(out.contains("warning[enabled-false] $.enabled"), "{out}");
+    assert!(out.contains("2 file(s): 0 error(s), 1 warning(s)"), "{out}");
+    let (code, out) = lint_cmd(&["--agent-root", root, bad.to_str().expect("path")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("error[task-binary] $.tasks[0].command"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: build the tool and install it at"),
+        "{out}"
+    );
+}
+
+#[test]
+fn json_format() {
+    let root = dir().join("agent-root");
+    let bad = dir().join("jobs/calendar-bad.json");
+    let (code, out) = lint_cmd(&[
+        "--format",
+        "json",
+        "--agent-root",
+        root.to_str().expect("path"),
+        bad.to_str().expect("path"),
+    ]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(out.trim()).expect("one JSON document");
+    assert_eq!(v["errors"], 2);
+    assert_eq!(v["warnings"], 0);
+    let f = &v["findings"][0];
+    assert_eq!(f["rule"], "schedule-calendar");
+    assert_eq!(f["severity"], "error");
+    assert_eq!(f["path"], "$.schedule.calendar[0].time");
+    assert!(f["fix"].as_str().is_some_and(|s| !s.is_empty()));
+    let (_, out) = lint_cmd(&[
+        "--format",
+        "json",
+        dir().join("jobs/malformed.json").to_str().expect("p"),
+    ]);
+    let v: Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(v["findings"][0]["line"], 5);
+    assert_eq!(v["findings"][0]["column"], 1);
+}
+
+#[test]
+fn the_examples_lint_clean_where_installed() {
+    // Binaries are installed by each language's test script (scripts/test-jobs.sh runs the
+    // full check); here every other rule must pass.
+    let jobs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/jobs");
+    let Ok(entries) = std::fs::read_dir(&jobs) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        let report = lint_file(&p, &LintOptions::default());
+        let other: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error && f.rule != "task-binary")
+            .collect();
+        assert!(other.is_empty(), "{}: {other:#?}", p.display());
+    }
+}

@@ -1,0 +1,240 @@
+//! `kepm-devagent run` end to end: real Mosquitto with the job's ACL, fixture tools (bash
+//! scripts in tests/agent-root/Jobs/bin that log through the `kepmlog` CLI) and the Rust
+//! example. Needs `kepmlog` and `secret-scanner` built next to `kepm-devagent`
+//! (`cargo build --workspace`); KEPMLOG_BIN_DIR overrides where they are.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("KEPMLOG_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    Path::new(env!("CARGO_BIN_EXE_kepm-devagent"))
+        .parent()
+        .expect("target dir")
+        .to_path_buf()
+}
+
+fn require(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: build the workspace first (cargo build --workspace), or set \
+         KEPMLOG_BIN_DIR",
+        p.display()
+    );
+    p
+}
+
+struct Run {
+    code: i32,
+    out: String,
+    took: Duration,
+}
+
+fn run(job: &Path, extra: &[&str]) -> Run {
+    require("kepmlog");
+    let path = std::env::join_paths(std::iter::once(bin_dir()).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_kepm-devagent"))
+        .arg("run")
+        .arg(job)
+        .args(extra)
+        .env("PATH", path)
+        .env("TMPDIR", "/tmp")
+        .env_remove("KEEPER_JOB_ID")
+        .env_remove("KEPM_AGENT_ROOT")
+        .output()
+        .expect("run kepm-devagent run");
+    let out_text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        out: out_text,
+        took: start.elapsed(),
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    manifest().join(format!("tests/agent-root/Jobs/{name}.json"))
+}
+
+fn has(r: &Run, s: &str) {
+    assert!(r.out.contains(s), "missing {s:?} in:\n{}", r.out);
+}
+
+#[test]
+fn logs_reach_the_view_with_env_and_substitution() {
+    let json = std::env::temp_dir().join(format!("kepm-run-{}.json", std::process::id()));
+    let r = run(
+        &fixture("run-log"),
+        &["--json", json.to_str().expect("path")],
+    );
+    assert_eq!(r.code, 0, "{}", r.out);
+    has(&r, "args: --keeper-api-base=https://127.0.0.1:");
+    has(&r, "x y");
+    has(
+        &r,
+        "[task main] env: KEEPER_JOB_ID=run-log KEEPER_JOB_NAME=Run: log",
+    );
+    has(&r, "Warning  fixture-log [Fixture] hello from run-log");
+    has(&r, "Info     fixture-log [Pipe] piped one");
+    has(&r, "Error    fixture-log [Pipe] piped two");
+    has(
+        &r,
+        "messages: 3 on KeeperLogger (Error 1, Info 1, Warning 1), 0 event(s)",
+    );
+    has(&r, "schema violations: 0");
+    has(&r, "denied publishes: 0");
+    has(&r, "result: OK");
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("--json file")).expect("JSON");
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        v["messages"][0]["payload"]["MetaData"]["Source"],
+        "fixture-log"
+    );
+    assert_eq!(v["tasks"][0]["exit_code"], 0);
+    assert_eq!(v["tasks"][0]["env"]["KEEPER_JOB_ID"], "run-log");
+    assert_eq!(v["summary"]["levels"]["Warning"], 1);
+    // The client id follows {jobId}_{token}_{pid}, the token being the script's name.
+    assert!(
+        v["clients"].as_array().expect("clients").iter().all(|c| c
+            .as_str()
+            .is_some_and(|c| c.starts_with("run-log_fixture-log_"))),
+        "{v}"
+    );
+}
+
+#[test]
+fn env_vars_are_absent_without_mqtt_topics() {
+    let r = run(&fixture("run-no-topics"), &["--force"]);
+    has(&r, "error[mqtt-keeper-logger]");
+    has(&r, "running anyway (--force)");
+    has(&r, "env: KEEPER_JOB_ID=<unset> KEEPER_JOB_NAME=<unset>");
+    has(&r, "[no KEEPER_JOB_ID: mqttTopics is empty]");
+    has(&r, "messages: 0 on KeeperLogger");
+    // Lint errors keep the status non-zero even when forced.
+    assert_eq!(r.code, 1, "{}", r.out);
+    let r = run(&fixture("run-no-topics"), &[]);
+    assert_eq!(r.code, 1);
+    has(&r, "fix them first");
+    assert!(!r.out.contains("[task main]"), "{}", r.out);
+}
+
+#[test]
+fn an_undeclared_event_topic_is_denied_and_reported() {
+    let r = run(&fixture("run-event-denied"), &[]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    has(
+        &r,
+        "DENIED   publish to \"Jobs/run-event-denied/events\" by run-event-denied_fixture-event_",
+    );
+    has(
+        &r,
+        "denied publishes: 1 (1 to \"Jobs/run-event-denied/events\")",
+    );
+    has(&r, "add the topic(s) to mqttTopics.allowedPublications");
+    // The log record itself still arrived.
+    has(
+        &r,
+        "Info     fixture-event [Fixture] about to publish an event",
+    );
+    has(&r, "result: FAILED");
+
+    let r = run(&fixture("run-event-allowed"), &[]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    has(
+        &r,
+        "EVENT    Jobs/run-event-allowed/events {\"phase\":\"fixture\",\"status\":\"done\"}",
+    );
+    has(&r, "1 event(s)");
+    has(&r, "denied publishes: 0");
+}
+
+#[test]
+fn a_task_over_its_timeout_is_killed_and_reported() {
+    let r = run(&fixture("run-timeout"), &[]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    has(&r, "[task slow] sleeping");
+    has(&r, "task slow: killed: exceeded timeoutSeconds");
+    has(&r, "task after: skipped");
+    assert!(!r.out.contains("woke up"), "{}", r.out);
+    // timeoutSeconds is 1: generous bound, but far below the fixture's 60 s sleep.
+    assert!(r.took < Duration::from_secs(40), "took {:?}", r.took);
+}
+
+#[test]
+fn continue_on_failure_true_runs_the_next_task() {
+    let r = run(&fixture("run-continue"), &[]);
+    has(&r, "task first: exit 3");
+    has(&r, "failed, continuing (continueOnFailure)");
+    has(&r, "Error    fixture-fail [Fixture] failing on purpose");
+    has(&r, "[task second] env: KEEPER_JOB_ID=run-continue");
+    has(&r, "task second: exit 0");
+    assert_eq!(r.code, 0, "{}", r.out);
+}
+
+#[test]
+fn continue_on_failure_false_stops_the_job() {
+    let r = run(&fixture("run-stop"), &[]);
+    has(&r, "task first: exit 3");
+    has(&r, "task second: skipped");
+    assert!(!r.out.contains("[task second]"), "{}", r.out);
+    assert_eq!(r.code, 1, "{}", r.out);
+}
+
+#[test]
+fn schema_violations_are_shown() {
+    let r = run(&fixture("run-bad-schema"), &[]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    has(&r, "SCHEMA   Id \"not-a-uuid\" is not a UUID v4");
+    has(&r, "SCHEMA   MetaData.LogLevel must be 0..5");
+    has(&r, "SCHEMA   Version is missing");
+    has(&r, "result: FAILED");
+}
+
+#[test]
+fn the_rust_example_runs_like_on_an_endpoint() {
+    let scanner = require("secret-scanner");
+    let root = std::env::temp_dir().join(format!("kepm-run-root-{}", std::process::id()));
+    let bin = root.join("Jobs/bin/secret-scanner");
+    std::fs::create_dir_all(&bin).expect("agent root");
+    std::fs::copy(&scanner, bin.join("secret-scanner")).expect("install the example");
+    let repo = manifest().join("..");
+    let job = repo.join("examples/jobs/secret-scanner-rust.json");
+    let r = run(
+        &job,
+        &[
+            "--agent-root",
+            root.to_str().expect("path"),
+            "--cwd",
+            repo.to_str().expect("path"),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&root);
+    assert_eq!(r.code, 0, "{}", r.out);
+    has(
+        &r,
+        "SecretScanner [Startup] Scanning examples for plain-text secrets",
+    );
+    has(&r, "SecretScanner [SecretsScan] Scan complete:");
+    has(&r, "EVENT    Jobs/secret-scanner-rust/events");
+    has(&r, "result: OK");
+}
