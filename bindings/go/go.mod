@@ -1,0 +1,3 @@
+module example.invalid/kepmlog/bindings/go
+
+go 1.22

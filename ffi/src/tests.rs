@@ -1,0 +1,123 @@
+//! Unit tests of the boundary itself; the C behaviour is tested from C in tests/c.
+
+use super::*;
+use std::ffi::CStr;
+use std::path::Path;
+
+fn last_error() -> String {
+    // SAFETY: kepmlog_last_error never returns NULL and the text is NUL-terminated.
+    unsafe { CStr::from_ptr(kepmlog_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Fails when include/kepmlog.h is not what cbindgen renders from this crate.
+#[test]
+fn header_is_current() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let header = crate_dir.join("../include/kepmlog.h");
+    let config = match cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")) {
+        Ok(c) => c,
+        Err(e) => panic!("cannot read ffi/cbindgen.toml: {e}"),
+    };
+    let bindings = match cbindgen::Builder::new()
+        .with_crate(crate_dir)
+        .with_config(config)
+        .generate()
+    {
+        Ok(b) => b,
+        Err(e) => panic!("cbindgen failed: {e}"),
+    };
+    let mut rendered = Vec::new();
+    bindings.write(&mut rendered);
+    if std::env::var_os("KEPMLOG_BLESS_HEADER").is_some() {
+        if let Err(e) = std::fs::write(&header, &rendered) {
+            panic!("cannot write {}: {e}", header.display());
+        }
+        return;
+    }
+    let current = std::fs::read(&header).unwrap_or_default();
+    assert!(
+        current == rendered,
+        "include/kepmlog.h is stale: run `KEPMLOG_BLESS_HEADER=1 cargo test -p kepmlog-ffi \
+         header` to regenerate it, then commit it"
+    );
+}
+
+#[test]
+fn version_macros_match_the_package() {
+    let v = format!("{KEPMLOG_VERSION_MAJOR}.{KEPMLOG_VERSION_MINOR}.{KEPMLOG_VERSION_PATCH}");
+    assert_eq!(v, env!("CARGO_PKG_VERSION"));
+    // SAFETY: static NUL-terminated string.
+    let lib = unsafe { CStr::from_ptr(kepmlog_version()) };
+    assert_eq!(lib.to_str().ok(), Some(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn panics_become_a_status_and_a_text() {
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let status = guard(|| panic!("boom"));
+    std::panic::set_hook(prev);
+    assert_eq!(status, KEPMLOG_ERR_PANIC);
+    assert!(last_error().contains("boom"), "{}", last_error());
+    assert_eq!(guard(|| Ok(())), KEPMLOG_OK);
+    assert_eq!(last_error(), "");
+}
+
+#[test]
+fn every_core_error_kind_has_its_status() {
+    let cases = [
+        (Error::MissingJobId, KEPMLOG_ERR_MISSING_JOB_ID),
+        (Error::EmptyMessage, KEPMLOG_ERR_EMPTY_MESSAGE),
+        (Error::InvalidLevel("9".into()), KEPMLOG_ERR_INVALID_LEVEL),
+        (Error::QueueFull { capacity: 1 }, KEPMLOG_ERR_QUEUE_FULL),
+        (Error::ShutDown, KEPMLOG_ERR_SHUT_DOWN),
+        (
+            Error::Timeout {
+                undelivered: 1,
+                last_error: None,
+            },
+            KEPMLOG_ERR_TIMEOUT,
+        ),
+        (
+            Error::Denied {
+                count: 1,
+                topics: vec![],
+            },
+            KEPMLOG_ERR_DENIED,
+        ),
+        (Error::Internal("x".into()), KEPMLOG_ERR_INTERNAL),
+    ];
+    for (e, s) in cases {
+        assert_eq!(status_of(&e), s, "{e:?}");
+    }
+    for n in 0..=15 {
+        // SAFETY: static NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(kepmlog_status_name(n)) };
+        assert!(name.to_string_lossy().starts_with("KEPMLOG_"));
+    }
+}
+
+#[test]
+fn null_and_bad_utf8_give_statuses() {
+    let mut out: *mut kepmlog_logger = std::ptr::null_mut();
+    // SAFETY: NULL options and a valid out pointer.
+    let s = unsafe { kepmlog_logger_new(std::ptr::null(), &mut out) };
+    assert_eq!(s, KEPMLOG_ERR_NULL_ARGUMENT);
+    assert!(last_error().contains("options is NULL"));
+    let mut opts: *mut kepmlog_options = std::ptr::null_mut();
+    // SAFETY: valid out pointer.
+    assert_eq!(unsafe { kepmlog_options_new(&mut opts) }, KEPMLOG_OK);
+    let bad = [0xffu8, 0xfe, 0];
+    // SAFETY: live options, NUL-terminated bytes.
+    let s = unsafe { kepmlog_options_set_source(opts, bad.as_ptr().cast()) };
+    assert_eq!(s, KEPMLOG_ERR_INVALID_UTF8);
+    // SAFETY: slot holds a live handle, then NULL.
+    unsafe {
+        assert_eq!(kepmlog_options_free(&mut opts), KEPMLOG_OK);
+        assert!(opts.is_null());
+        assert_eq!(kepmlog_options_free(&mut opts), KEPMLOG_OK);
+        assert_eq!(kepmlog_options_free(std::ptr::null_mut()), KEPMLOG_OK);
+    }
+}
