@@ -1,0 +1,54 @@
+# Type stubs of the native module kepmlog._kepmlog (Rust, pyo3). Use the kepmlog package's
+# Logger and KeeperLoggerHandler; this module is their engine.
+from typing import Any, Optional, Sequence, Tuple, final
+
+DEFAULT_QUEUE_CAPACITY: int
+DEFAULT_API_BASE: str
+CORE_VERSION: str
+
+@final
+class NativeLogger:
+    def __init__(
+        self,
+        source: Optional[str],
+        default_category: str,
+        job_id: Optional[str],
+        token: Optional[str],
+        api_base: Optional[str],
+        ca_bundle: Optional[str],
+        broker: Optional[Tuple[str, int]],
+        queue_capacity: int,
+        block_timeout: Optional[float],
+        event_topic: Optional[str],
+        args: Optional[Sequence[str]],
+        exit_timeout: float,
+        diagnostics: bool,
+    ) -> None: ...
+    def log(
+        self, level: int, category: str, message: str, correlation_id: str, context: str
+    ) -> bool: ...
+    def event_json(self, json: str) -> bool: ...
+    def flush(self, timeout: float) -> int: ...
+    def shutdown(self, timeout: float) -> int: ...
+    def stats(self) -> dict[str, Any]: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def event_topic(self) -> str: ...
+    @property
+    def is_shut_down(self) -> bool: ...
+
+def parse_level(name: str) -> int: ...
+def safe_token(name: str) -> str: ...
+def build_metadata(
+    level: int,
+    source: str,
+    category: str,
+    message: str,
+    correlation_id: str = "",
+    context: str = "",
+) -> str: ...

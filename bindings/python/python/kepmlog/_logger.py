@@ -1,0 +1,345 @@
+"""kepmlog.Logger: the Python face of the Rust core's logger."""
+
+from __future__ import annotations
+
+import atexit
+import enum
+import json
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import Any, Optional, Sequence, Tuple, Union
+
+from . import _errors
+from ._kepmlog import DEFAULT_QUEUE_CAPACITY, NativeLogger, parse_level, safe_token
+
+__all__ = ["Level", "Logger", "LevelLike", "DEFAULT_EXIT_TIMEOUT"]
+
+#: Seconds each live logger may take to deliver its queue when the interpreter exits.
+DEFAULT_EXIT_TIMEOUT = 5.0
+
+
+class Level(enum.IntEnum):
+    """The six KeeperLogger levels with their wire numbers (``MetaData.LogLevel``).
+
+    ``VERBOSE`` is the *least* severe level although its number is the highest."""
+
+    DEBUG = 0
+    INFO = 1
+    WARNING = 2
+    ERROR = 3
+    CRITICAL = 4
+    VERBOSE = 5
+
+
+LevelLike = Union[Level, int, str]
+
+
+def _level_number(level: LevelLike) -> int:
+    if isinstance(level, bool):
+        raise TypeError("level must be an int (0..5), a str or kepmlog.Level, not bool")
+    if isinstance(level, int):
+        if 0 <= level <= 5:
+            return int(level)
+        raise _errors.InvalidLevelError(
+            f"unknown log level {level}: use Debug, Info, Warning, Error, Critical, Verbose "
+            "(or their numbers 0..5)",
+            "invalid_level",
+        )
+    return parse_level(level)
+
+
+def _default_token(argv0: str) -> str:
+    """The token of a Python tool: its script name, not the interpreter's."""
+    if argv0 in ("", "-", "-c", "-m"):
+        return "python"
+    path = os.path.abspath(argv0)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if stem == "__main__":  # python -m package: name the package
+        stem = os.path.basename(os.path.dirname(path))
+    return safe_token(stem)
+
+
+def _broker_pair(broker: Union[str, Tuple[str, int], None]) -> Optional[Tuple[str, int]]:
+    if broker is None:
+        return None
+    if isinstance(broker, str):
+        host, sep, port = broker.rpartition(":")
+        if not sep or not port.isdigit():
+            raise _errors.InvalidOptionError(
+                f"invalid option broker: {broker!r} is not HOST:PORT", "invalid_option"
+            )
+        return (host.strip("[]"), int(port))
+    if isinstance(broker, tuple) and len(broker) == 2:
+        host, port = broker
+        if isinstance(host, str) and isinstance(port, int) and not isinstance(port, bool):
+            if not 0 < port < 65536:
+                raise _errors.InvalidOptionError(
+                    f"invalid option broker: port {port} is not in 1..65535", "invalid_option"
+                )
+            return (host, port)
+    raise TypeError(f"broker must be 'HOST:PORT' or a (host, port) tuple, not {broker!r}")
+
+
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    return float(value)
+
+
+# Live loggers, for interpreter exit and fork. Weak: a logger the program dropped is shut
+# down by the native object's finalizer instead.
+_live: "weakref.WeakSet[Logger]" = weakref.WeakSet()
+_live_lock = threading.Lock()
+_exiting = False
+
+
+class Logger:
+    """A KeeperLogger client for one job task.
+
+    Logging validates the record, builds its exact JSON and hands it to a bounded queue; a
+    native worker thread (which never takes the GIL) discovers the broker through the agent's
+    Plugin Settings API, connects over TLS MQTT v5 and publishes with QoS 1. Creating a logger
+    never blocks on the network.
+
+    The log methods return ``True`` when the record was queued and ``False`` when the queue
+    was full and the record was dropped (counted in ``stats()["dropped"]``); they never block
+    unless ``overflow="block"``. They raise ``EmptyMessageError`` (a ``ValueError``) for an
+    empty message, ``TypeError`` for arguments that are not ``str``, and ``ShutDownError``
+    after :meth:`shutdown`.
+
+    Unset options come from the job's environment like the Rust core: job id from
+    ``KEEPER_JOB_ID``, API base from ``--keeper-api-base`` in ``sys.argv``, token from the
+    script name. At interpreter exit every live logger is shut down with a bounded
+    ``exit_timeout``; in a child created by ``os.fork()`` the logger re-creates its native
+    half (new client id with the child's pid) so the child logs on its own connection.
+
+    Args:
+        source: ``MetaData.Source``, the tool's name in the logs (default: the token).
+        job_id: the job's id (default: ``KEEPER_JOB_ID``). Hyphens, never underscores.
+        token: short name of the binary in the client id (default: the script's name).
+        api_base: agent HTTPS API base (default: ``--keeper-api-base`` in ``sys.argv``, else
+            ``https://127.0.0.1:6889``).
+        ca_bundle: PEM file of CAs to trust; without it, verification is skipped for loopback
+            hosts only.
+        broker: ``"host:port"`` or ``(host, port)``: skip Plugin Settings discovery.
+        queue_capacity: records the queue holds before ``overflow`` applies.
+        overflow: ``"drop"`` (default: drop new records when full, count them) or
+            ``"block"`` (wait up to ``block_timeout`` seconds for room, GIL released).
+        event_topic: topic of :meth:`event` (default ``Jobs/{jobId}/events``).
+        default_category: ``MetaData.Category`` when a call passes ``""``.
+        exit_timeout: seconds allowed to deliver the queue at interpreter exit or when the
+            logger is garbage-collected without :meth:`shutdown`.
+        diagnostics: print kepmlog's own warnings (``kepmlog: ...``) on stderr.
+        args: process arguments to read ``--keeper-api-base`` from (default ``sys.argv``).
+    """
+
+    __slots__ = ("_native", "_config", "_exit_timeout", "__weakref__")
+
+    def __init__(
+        self,
+        source: Optional[str] = None,
+        *,
+        job_id: Optional[str] = None,
+        token: Optional[str] = None,
+        api_base: Optional[str] = None,
+        ca_bundle: Union[str, "os.PathLike[str]", None] = None,
+        broker: Union[str, Tuple[str, int], None] = None,
+        queue_capacity: int = DEFAULT_QUEUE_CAPACITY,
+        overflow: str = "drop",
+        block_timeout: float = 1.0,
+        event_topic: Optional[str] = None,
+        default_category: str = "General",
+        exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
+        diagnostics: bool = True,
+        args: Optional[Sequence[str]] = None,
+    ) -> None:
+        if overflow not in ("drop", "block"):
+            raise _errors.InvalidOptionError(
+                f"invalid option overflow: {overflow!r}; use 'drop' or 'block'", "invalid_option"
+            )
+        if isinstance(queue_capacity, bool) or not isinstance(queue_capacity, int):
+            raise TypeError(f"queue_capacity must be an int, not {type(queue_capacity).__name__}")
+        if queue_capacity < 1:
+            raise _errors.InvalidOptionError(
+                "invalid option queue_capacity: must be at least 1", "invalid_option"
+            )
+        argv = list(sys.argv if args is None else args)
+        if token is None:
+            token = _default_token(argv[0] if argv else "")
+        self._exit_timeout = _seconds("exit_timeout", exit_timeout)
+        self._config = dict(
+            source=source,
+            default_category=default_category,
+            job_id=job_id,
+            token=token,
+            api_base=api_base,
+            ca_bundle=None if ca_bundle is None else os.fspath(ca_bundle),
+            broker=_broker_pair(broker),
+            queue_capacity=queue_capacity,
+            block_timeout=_seconds("block_timeout", block_timeout) if overflow == "block" else None,
+            event_topic=event_topic,
+            args=argv,
+            exit_timeout=self._exit_timeout,
+            diagnostics=bool(diagnostics),
+        )
+        self._native = NativeLogger(**self._config)
+        with _live_lock:
+            _live.add(self)
+
+    @classmethod
+    def from_job(cls, source: Optional[str] = None, **options: Any) -> "Logger":
+        """A logger configured the way the agent starts a job task: job id from
+        ``KEEPER_JOB_ID``, API base from ``--keeper-api-base`` in ``sys.argv``, token from the
+        script name. ``options`` override any of the constructor's keywords."""
+        return cls(source, **options)
+
+    # -- logging -------------------------------------------------------------------------
+
+    def log(
+        self,
+        level: LevelLike,
+        category: str,
+        message: str,
+        correlation_id: str = "",
+        context: str = "",
+    ) -> bool:
+        """Queues one record at ``level`` (a :class:`Level`, 0..5, or a name such as
+        ``"warning"``). Returns ``False`` when the queue was full (record dropped)."""
+        return self._native.log(_level_number(level), category, message, correlation_id, context)
+
+    def debug(self, category: str, message: str, correlation_id: str = "", context: str = "") -> bool:
+        """Queues a Debug record. See :meth:`log`."""
+        return self._native.log(0, category, message, correlation_id, context)
+
+    def info(self, category: str, message: str, correlation_id: str = "", context: str = "") -> bool:
+        """Queues an Info record. See :meth:`log`."""
+        return self._native.log(1, category, message, correlation_id, context)
+
+    def warning(self, category: str, message: str, correlation_id: str = "", context: str = "") -> bool:
+        """Queues a Warning record. See :meth:`log`."""
+        return self._native.log(2, category, message, correlation_id, context)
+
+    def error(self, category: str, message: str, correlation_id: str = "", context: str = "") -> bool:
+        """Queues an Error record. See :meth:`log`."""
+        return self._native.log(3, category, message, correlation_id, context)
+
+    def critical(self, category: str, message: str, correlation_id: str = "", context: str = "") -> bool:
+        """Queues a Critical record. See :meth:`log`."""
+        return self._native.log(4, category, message, correlation_id, context)
+
+    def verbose(self, category: str, message: str, correlation_id: str = "", context: str = "") -> bool:
+        """Queues a Verbose record (the least severe level). See :meth:`log`."""
+        return self._native.log(5, category, message, correlation_id, context)
+
+    def event(self, event: Mapping[str, Any]) -> bool:
+        """Publishes a job progress event (a ``dict`` of JSON values) to :attr:`event_topic`,
+        QoS 1. The topic must be in the job's ``allowedPublications``. Returns ``False`` when
+        the queue was full."""
+        if not isinstance(event, Mapping):
+            raise TypeError(f"event must be a dict (one JSON object), not {type(event).__name__}")
+        try:
+            text = json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise _errors.InvalidEventError(
+                f"invalid event: {e}; pass one JSON object", "invalid_event"
+            ) from e
+        return self._native.event_json(text)
+
+    # -- delivery ------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 5.0) -> int:
+        """Waits (GIL released) until every record accepted before the call is acknowledged by
+        the broker, or ``timeout`` seconds. Returns how many are still undelivered (0: all).
+
+        Raises ``DeniedError`` (a ``PermissionError``) when the broker refused publishes since
+        the last flush: add the topic to ``mqttTopics.allowedPublications``."""
+        return self._native.flush(_seconds("timeout", timeout))
+
+    def shutdown(self, timeout: float = 5.0) -> int:
+        """Flushes for up to ``timeout`` seconds, disconnects and stops the worker (GIL
+        released). Idempotent. Returns the number of records given up (0: all delivered).
+        Later log calls raise ``ShutDownError``."""
+        undelivered = self._native.shutdown(_seconds("timeout", timeout))
+        with _live_lock:
+            _live.discard(self)
+        return undelivered
+
+    close = shutdown
+
+    def stats(self) -> "dict[str, Any]":
+        """Counters: accepted, delivered, dropped, denied, failed, pending, reconnects,
+        connected, last_error, broker, client_id. ``accepted = delivered + denied + failed +
+        pending``."""
+        return self._native.stats()
+
+    @property
+    def client_id(self) -> str:
+        """``{jobId}_{token}_{pid}`` as sent to the broker."""
+        return self._native.client_id
+
+    @property
+    def job_id(self) -> str:
+        return self._native.job_id
+
+    @property
+    def source(self) -> str:
+        """``MetaData.Source`` of this logger's records."""
+        return self._native.source
+
+    @property
+    def event_topic(self) -> str:
+        return self._native.event_topic
+
+    @property
+    def is_shut_down(self) -> bool:
+        return self._native.is_shut_down
+
+    def __enter__(self) -> "Logger":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown(self._exit_timeout)
+
+    def __repr__(self) -> str:
+        return f"<kepmlog.Logger client_id={self.client_id!r} source={self.source!r}>"
+
+    def _recreate_in_child(self) -> None:
+        if self._native.is_shut_down:
+            return
+        try:
+            self._native = NativeLogger(**self._config)
+        except Exception as e:  # never break the fork itself
+            print(f"kepmlog: cannot re-create the logger in the forked child: {e}", file=sys.stderr)
+
+
+def _after_fork_in_child() -> None:
+    global _live_lock
+    # Another thread may have held the lock at fork time; the child has only this thread.
+    _live_lock = threading.Lock()
+    for logger in list(_live):
+        logger._recreate_in_child()
+
+
+def _shutdown_all_at_exit() -> None:
+    global _exiting
+    _exiting = True
+    with _live_lock:
+        loggers = list(_live)
+    for logger in loggers:
+        try:
+            logger.shutdown(logger._exit_timeout)
+        except Exception as e:  # exit must go on
+            print(f"kepmlog: shutdown at exit failed: {e}", file=sys.stderr)
+
+
+def is_exiting() -> bool:
+    """True once the interpreter-exit hook has shut the loggers down."""
+    return _exiting
+
+
+atexit.register(_shutdown_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

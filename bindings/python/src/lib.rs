@@ -1,0 +1,321 @@
+//! `kepmlog._kepmlog`: the native half of the `kepmlog` Python package.
+//!
+//! A thin shell over the Rust core: the Python package (`python/kepmlog/`) owns the public API,
+//! keyword handling, fork re-creation and interpreter-exit flushing; this module converts
+//! arguments, releases the GIL around every wait and maps core errors onto the package's
+//! exception classes (defined in Python so they can subclass `ValueError`, `PermissionError`).
+//! The core's worker thread never touches Python, so it never needs the GIL.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use kepmlog::{Error, Level, Logger, Options, Overflow};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+/// Turns a core error into the matching `kepmlog` exception (`kepmlog._errors.from_kind`).
+fn to_py_err(py: Python<'_>, err: &Error) -> PyErr {
+    let message = err.to_string();
+    let made = py
+        .import("kepmlog._errors")
+        .and_then(|m| m.getattr("from_kind"))
+        .and_then(|f| f.call1((err.kind(), message.as_str())));
+    match made {
+        Ok(exc) => PyErr::from_value(exc),
+        // Only when the package is broken: still say what went wrong.
+        Err(_) => PyRuntimeError::new_err(message),
+    }
+}
+
+/// Seconds as a `Duration`; negative, NaN or absurd values are a `ValueError`.
+fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{name} must be a number of seconds >= 0, got {value}"
+        ))
+    })
+}
+
+/// One core logger. The Python `kepmlog.Logger` wraps it; use that.
+#[pyclass(module = "kepmlog._kepmlog", frozen)]
+struct NativeLogger {
+    inner: Option<Logger>,
+    /// The process that created it: in a forked child the parent's handle is left alone.
+    pid: u32,
+    block: bool,
+    drop_timeout: Duration,
+}
+
+impl NativeLogger {
+    fn logger(&self) -> &Logger {
+        // `inner` is only emptied by Drop.
+        self.inner.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+#[pymethods]
+impl NativeLogger {
+    #[new]
+    #[pyo3(signature = (
+        source, default_category, job_id, token, api_base, ca_bundle, broker,
+        queue_capacity, block_timeout, event_topic, args, exit_timeout, diagnostics
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        source: Option<String>,
+        default_category: String,
+        job_id: Option<String>,
+        token: Option<String>,
+        api_base: Option<String>,
+        ca_bundle: Option<String>,
+        broker: Option<(String, u16)>,
+        queue_capacity: usize,
+        block_timeout: Option<f64>,
+        event_topic: Option<String>,
+        args: Option<Vec<String>>,
+        exit_timeout: f64,
+        diagnostics: bool,
+    ) -> PyResult<NativeLogger> {
+        let mut options = Options::default()
+            .default_category(default_category)
+            .queue_capacity(queue_capacity)
+            .stderr_diagnostics(diagnostics);
+        options.source = source;
+        options.job_id = job_id;
+        options.token = token;
+        options.api_base = api_base;
+        options.ca_bundle = ca_bundle.map(Into::into);
+        options.broker = broker;
+        options.event_topic = event_topic;
+        options.args = args;
+        let block = match block_timeout {
+            Some(t) => {
+                options.overflow = Overflow::Block(seconds("block_timeout", t)?);
+                true
+            }
+            None => false,
+        };
+        let drop_timeout = seconds("exit_timeout", exit_timeout)?;
+        options.drop_timeout = drop_timeout;
+        let logger = Logger::new(options).map_err(|e| to_py_err(py, &e))?;
+        Ok(NativeLogger {
+            inner: Some(logger),
+            pid: std::process::id(),
+            block,
+            drop_timeout,
+        })
+    }
+
+    /// Queues one record. True: accepted; False: the queue was full (dropped and counted).
+    #[pyo3(signature = (level, category, message, correlation_id, context))]
+    fn log(
+        &self,
+        py: Python<'_>,
+        level: i64,
+        category: &Bound<'_, PyAny>,
+        message: &Bound<'_, PyAny>,
+        correlation_id: &Bound<'_, PyAny>,
+        context: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let level = Level::from_wire(level)
+            .ok_or_else(|| to_py_err(py, &Error::InvalidLevel(level.to_string())))?;
+        let category = text("category", category)?;
+        let message = text("message", message)?;
+        let correlation_id = text("correlation_id", correlation_id)?;
+        let context = text("context", context)?;
+        let logger = self.logger();
+        let result = if self.block {
+            // Waiting for queue room must not hold up the other Python threads.
+            py.detach(|| logger.log_with(level, &category, &message, &correlation_id, &context))
+        } else {
+            logger.log_with(level, &category, &message, &correlation_id, &context)
+        };
+        accepted(py, result)
+    }
+
+    /// Queues one event given as JSON text (one object).
+    fn event_json(&self, py: Python<'_>, json: Cow<'_, str>) -> PyResult<bool> {
+        let logger = self.logger();
+        let result = if self.block {
+            py.detach(|| logger.event_json(&json))
+        } else {
+            logger.event_json(&json)
+        };
+        accepted(py, result)
+    }
+
+    /// Waits (GIL released) until everything accepted is acknowledged or the timeout; returns
+    /// the number still undelivered.
+    fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<u64> {
+        let timeout = seconds("timeout", timeout)?;
+        let logger = self.logger();
+        match py.detach(|| logger.flush(timeout)) {
+            Ok(()) => Ok(0),
+            Err(Error::Timeout { undelivered, .. }) => Ok(undelivered),
+            Err(e) => Err(to_py_err(py, &e)),
+        }
+    }
+
+    /// Flushes until the timeout, disconnects, stops the worker (GIL released). Idempotent.
+    /// Returns the number of records given up (0 when everything was delivered).
+    fn shutdown(&self, py: Python<'_>, timeout: f64) -> PyResult<u64> {
+        let timeout = seconds("timeout", timeout)?;
+        let logger = self.logger();
+        match py.detach(|| logger.shutdown(timeout)) {
+            Ok(()) => Ok(0),
+            Err(Error::Timeout { undelivered, .. }) => Ok(undelivered),
+            // Denials were already reported on stderr and stay counted in stats().
+            Err(Error::Denied { .. }) => Ok(logger.stats().pending),
+            Err(e) => Err(to_py_err(py, &e)),
+        }
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.logger().stats();
+        let d = PyDict::new(py);
+        d.set_item("accepted", s.accepted)?;
+        d.set_item("delivered", s.delivered)?;
+        d.set_item("dropped", s.dropped)?;
+        d.set_item("denied", s.denied)?;
+        d.set_item("failed", s.failed)?;
+        d.set_item("pending", s.pending)?;
+        d.set_item("reconnects", s.reconnects)?;
+        d.set_item("connected", s.connected)?;
+        d.set_item("last_error", s.last_error)?;
+        d.set_item("broker", s.broker)?;
+        d.set_item("client_id", s.client_id)?;
+        Ok(d)
+    }
+
+    #[getter]
+    fn client_id(&self) -> &str {
+        self.logger().client_id()
+    }
+    #[getter]
+    fn job_id(&self) -> &str {
+        self.logger().job_id()
+    }
+    #[getter]
+    fn source(&self) -> &str {
+        self.logger().source()
+    }
+    #[getter]
+    fn event_topic(&self) -> &str {
+        self.logger().event_topic()
+    }
+    #[getter]
+    fn is_shut_down(&self) -> bool {
+        self.logger().is_shut_down()
+    }
+}
+
+/// A `str` argument as UTF-8; anything else is a `TypeError` naming the argument.
+fn text<'a>(name: &str, value: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
+    match value.cast::<PyString>() {
+        Ok(s) => s.to_cow(),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{name} must be a str, not {}",
+            type_name(value)
+        ))),
+    }
+}
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_string())
+}
+
+fn accepted(py: Python<'_>, result: Result<(), Error>) -> PyResult<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(Error::QueueFull { .. }) => Ok(false),
+        Err(e) => Err(to_py_err(py, &e)),
+    }
+}
+
+impl Drop for NativeLogger {
+    fn drop(&mut self) {
+        let Some(logger) = self.inner.take() else {
+            return;
+        };
+        if std::process::id() != self.pid {
+            // A forked child's copy of the parent's logger: its worker thread does not exist
+            // here and its locks may have been held at fork time. The parent owns the
+            // connection and the queued records; touching nothing is the only safe move.
+            std::mem::forget(logger);
+            return;
+        }
+        if logger.is_shut_down() {
+            return;
+        }
+        // Garbage-collected without shutdown: deliver what is queued, bounded, without
+        // holding the GIL while waiting (Drop runs with it held). try_attach is None while
+        // the interpreter is finalizing; then the plain bounded shutdown still runs.
+        let timeout = self.drop_timeout;
+        let attached = Python::try_attach(|py| {
+            py.detach(|| {
+                let _ = logger.shutdown(timeout);
+            })
+        });
+        if attached.is_none() {
+            let _ = logger.shutdown(timeout);
+        }
+    }
+}
+
+/// The level named `name` (vendor names, usual aliases, or "0".."5") as its wire number.
+#[pyfunction]
+fn parse_level(py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<u8> {
+    let text: Cow<'_, str> = name.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "level must be an int (0..5), a str or kepmlog.Level, not {}",
+            type_name(name)
+        ))
+    })?;
+    text.parse::<Level>()
+        .map(Level::wire_value)
+        .map_err(|e| to_py_err(py, &e))
+}
+
+/// A client-id-safe token made from a name (letters, digits, hyphens), as the core derives
+/// one from an executable name.
+#[pyfunction]
+fn safe_token(name: &str) -> String {
+    kepmlog::identity::safe_token(name)
+}
+
+/// The exact `MetaData` the core builds for one record, as JSON text (for tests and tools).
+#[pyfunction]
+#[pyo3(signature = (level, source, category, message, correlation_id = "", context = ""))]
+fn build_metadata(
+    py: Python<'_>,
+    level: i64,
+    source: &str,
+    category: &str,
+    message: &str,
+    correlation_id: &str,
+    context: &str,
+) -> PyResult<String> {
+    let level = Level::try_from(level).map_err(|e| to_py_err(py, &e))?;
+    let meta = kepmlog::build_metadata(level, source, category, message, correlation_id, context)
+        .map_err(|e| to_py_err(py, &e))?;
+    let bytes = kepmlog::encode(&meta);
+    String::from_utf8(bytes).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
+#[pymodule]
+fn _kepmlog(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeLogger>()?;
+    m.add_function(wrap_pyfunction!(parse_level, m)?)?;
+    m.add_function(wrap_pyfunction!(safe_token, m)?)?;
+    m.add_function(wrap_pyfunction!(build_metadata, m)?)?;
+    m.add("DEFAULT_QUEUE_CAPACITY", kepmlog::DEFAULT_QUEUE_CAPACITY)?;
+    m.add("DEFAULT_API_BASE", kepmlog::DEFAULT_API_BASE)?;
+    m.add("CORE_VERSION", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

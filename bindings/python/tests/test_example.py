@@ -1,0 +1,41 @@
+"""examples/python/secret_scanner.py run the way the agent runs its job (the job JSON's
+command, arguments, environment and allowed topics) against a devagent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+JOB = json.loads((REPO / "examples" / "jobs" / "secret-scanner-python.json").read_text())
+
+
+def test_example_job_delivers(make_agent) -> None:
+    allowed = tuple(JOB["mqttTopics"]["allowedPublications"])
+    agent = make_agent(allow=allowed)
+    task = JOB["tasks"][0]
+    launcher = REPO / "target" / "agent-root" / "Jobs" / "bin" / task["command"] / task["command"]
+    launcher = os.environ.get("KEPM_PY_EXAMPLE_LAUNCHER", str(launcher))
+    if os.access(launcher, os.X_OK):
+        cmd = [launcher]
+    else:  # not installed by scripts/test-python.sh: run the script with this interpreter
+        cmd = [sys.executable, str(REPO / "examples" / "python" / "secret_scanner.py")]
+    args = [a.replace("{KeeperApiBaseUrl}", agent.api_base) for a in task["arguments"]]
+    env = dict(os.environ, KEEPER_JOB_ID=JOB["id"], KEEPER_JOB_NAME=JOB["name"])
+    proc = subprocess.run(cmd + args, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    meta = agent.metadata(1)
+    summary = [m for m in meta if m["Message"].startswith("Scan complete:")]
+    assert len(summary) == 1, [m["Message"] for m in meta]
+    assert summary[0]["Source"] == "SecretScanner" and summary[0]["Category"] == "SecretsScan"
+    # examples/rust/src/main.rs lists the markers it looks for: a finding, path only.
+    findings = [m for m in meta if m["Category"] == "Finding"]
+    assert any("main.rs" in m["Message"] for m in findings)
+    assert all("PRIVATE KEY" not in m["Message"] for m in meta)
+    events = [m["payload"] for m in agent.wait_for(2, f"Jobs/{JOB['id']}/events")]
+    assert events[0] == {"phase": "scan", "status": "started"}
+    assert events[-1]["status"] == "done" and events[-1]["issues"] == len(findings)
+    assert any(c.startswith(f"{JOB['id']}_secret-scanner_") for c in agent.clients())
