@@ -1,0 +1,364 @@
+'use strict';
+// kepmlog for Node.js: log from a KEPM job task to the agent's KeeperLogger topic.
+//
+// The native addon (Rust core, napi-rs) does the work on its own thread; this file checks
+// arguments (TypeError / RangeError), turns the core's failures into Errors with `code`, and
+// flushes every live logger when the process exits.
+
+const path = require('node:path');
+
+let native;
+try {
+  native = require('./kepmlog.node');
+} catch (e) {
+  const err = new Error(
+    `kepmlog: the native addon ${path.join(__dirname, 'kepmlog.node')} cannot be loaded (${e.message}); ` +
+      'reinstall the package (npm install ./bindings/node) so its install script builds it with cargo'
+  );
+  err.code = 'internal';
+  err.cause = e;
+  throw err;
+}
+
+/** Wire values of the six KeeperLogger levels, by lower-case name and alias. */
+const LEVELS = new Map([
+  ['debug', 0],
+  ['info', 1],
+  ['warning', 2],
+  ['warn', 2],
+  ['error', 3],
+  ['critical', 4],
+  ['fatal', 4],
+  ['verbose', 5],
+  ['trace', 5],
+]);
+
+/** The six levels by their vendor names. */
+const Level = Object.freeze({ Debug: 0, Info: 1, Warning: 2, Error: 3, Critical: 4, Verbose: 5 });
+
+const DEFAULT_TIMEOUT_MS = 5000;
+const DEFAULT_BLOCK_MS = 1000;
+
+/** A failure reported by the core; `code` is its stable kind (e.g. 'empty_message', 'denied'). */
+class KepmlogError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = 'KepmlogError';
+    this.code = code;
+  }
+}
+
+function nativeError(encoded) {
+  const i = encoded.indexOf(':');
+  return new KepmlogError(encoded.slice(0, i), `kepmlog: ${encoded.slice(i + 1)}`);
+}
+
+function describe(v) {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'string' ? `the string ${JSON.stringify(v)}` : `a ${typeof v}`;
+}
+
+function checkString(name, v) {
+  if (typeof v !== 'string') throw new TypeError(`kepmlog: ${name} must be a string, got ${describe(v)}`);
+}
+
+function checkTimeout(name, v) {
+  if (typeof v !== 'number') throw new TypeError(`kepmlog: ${name} must be a number of milliseconds, got ${describe(v)}`);
+  if (!Number.isFinite(v) || v < 0) {
+    throw new RangeError(`kepmlog: ${name} must be a finite number of milliseconds >= 0, got ${v}`);
+  }
+  return v;
+}
+
+function checkInteger(name, v, min, max) {
+  if (typeof v !== 'number') throw new TypeError(`kepmlog: ${name} must be an integer, got ${describe(v)}`);
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`kepmlog: ${name} must be an integer from ${min} to ${max}, got ${v}`);
+  }
+  return v;
+}
+
+/** A level name (case-insensitive; 'warn', 'fatal', 'trace' aliases) or number 0..5 -> wire value. */
+function toLevel(level) {
+  if (typeof level === 'number') {
+    if (Number.isInteger(level) && level >= 0 && level <= 5) return level;
+    throw new RangeError(`kepmlog: level ${level} is not 0..5 (Debug, Info, Warning, Error, Critical, Verbose)`);
+  }
+  if (typeof level === 'string') {
+    const v = LEVELS.get(level.toLowerCase());
+    if (v !== undefined) return v;
+    throw new RangeError(
+      `kepmlog: unknown level ${JSON.stringify(level)}: use debug, info, warning (warn), error, ` +
+        'critical (fatal), verbose (trace), or 0..5'
+    );
+  }
+  throw new TypeError(`kepmlog: level must be a level name or a number 0..5, got ${describe(level)}`);
+}
+
+const STRING_OPTIONS = ['source', 'defaultCategory', 'jobId', 'token', 'apiBase', 'caBundle', 'eventTopic'];
+const KNOWN_OPTIONS = new Set([
+  ...STRING_OPTIONS,
+  'broker',
+  'queueCapacity',
+  'overflow',
+  'blockTimeoutMs',
+  'settingsTimeoutMs',
+  'dropTimeoutMs',
+  'args',
+  'stderrDiagnostics',
+]);
+
+function nativeOptions(options) {
+  if (options === undefined || options === null) options = {};
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`kepmlog: Logger options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) {
+      throw new TypeError(`kepmlog: unknown option ${JSON.stringify(key)}; known options: ${[...KNOWN_OPTIONS].join(', ')}`);
+    }
+  }
+  const o = {};
+  for (const key of STRING_OPTIONS) {
+    if (options[key] !== undefined) {
+      checkString(`options.${key}`, options[key]);
+      o[key] = options[key];
+    }
+  }
+  if (o.jobId === undefined && process.env.KEEPER_JOB_ID !== undefined) o.jobId = process.env.KEEPER_JOB_ID;
+  const broker = options.broker;
+  if (broker !== undefined) {
+    let host;
+    let port;
+    if (typeof broker === 'string') {
+      const m = /^(.+):(\d+)$/.exec(broker);
+      if (!m) throw new RangeError(`kepmlog: options.broker ${JSON.stringify(broker)} is not "host:port"`);
+      host = m[1].replace(/^\[(.*)\]$/, '$1');
+      port = Number(m[2]);
+    } else if (broker && typeof broker === 'object') {
+      host = broker.host;
+      port = broker.port;
+      if (typeof port === 'string' && /^\d+$/.test(port)) port = Number(port);
+    } else {
+      throw new TypeError(`kepmlog: options.broker must be "host:port" or { host, port }, got ${describe(broker)}`);
+    }
+    checkString('options.broker.host', host);
+    o.brokerHost = host;
+    o.brokerPort = checkInteger('options.broker.port', port, 1, 65535);
+  }
+  if (options.queueCapacity !== undefined) {
+    o.queueCapacity = checkInteger('options.queueCapacity', options.queueCapacity, 1, 0xffffffff);
+  }
+  if (options.overflow !== undefined && options.overflow !== 'drop') {
+    if (options.overflow !== 'block') {
+      const bad = typeof options.overflow === 'string' ? RangeError : TypeError;
+      throw new bad(`kepmlog: options.overflow must be 'drop' or 'block', got ${describe(options.overflow)}`);
+    }
+    o.overflowBlockMs =
+      options.blockTimeoutMs === undefined ? DEFAULT_BLOCK_MS : checkTimeout('options.blockTimeoutMs', options.blockTimeoutMs);
+  } else if (options.blockTimeoutMs !== undefined) {
+    checkTimeout('options.blockTimeoutMs', options.blockTimeoutMs);
+  }
+  if (options.settingsTimeoutMs !== undefined) {
+    o.settingsTimeoutMs = checkTimeout('options.settingsTimeoutMs', options.settingsTimeoutMs);
+  }
+  if (options.dropTimeoutMs !== undefined) o.dropTimeoutMs = checkTimeout('options.dropTimeoutMs', options.dropTimeoutMs);
+  const args = options.args === undefined ? process.argv : options.args;
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) {
+    throw new TypeError('kepmlog: options.args must be an array of strings');
+  }
+  o.args = args.slice();
+  if (typeof process.argv[1] === 'string' && process.argv[1] !== '') o.scriptPath = process.argv[1];
+  if (options.stderrDiagnostics !== undefined) {
+    if (typeof options.stderrDiagnostics !== 'boolean') {
+      throw new TypeError(`kepmlog: options.stderrDiagnostics must be a boolean, got ${describe(options.stderrDiagnostics)}`);
+    }
+    o.stderrDiagnostics = options.stderrDiagnostics;
+  }
+  return o;
+}
+
+function settled(r) {
+  if (typeof r === 'number') return r;
+  throw nativeError(r);
+}
+
+let exitHookInstalled = false;
+
+function installExitHook() {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // 'exit' listeners must be synchronous: the native side flushes every live logger (and waits
+  // for garbage-collected ones still delivering) within one deadline. A listener does not keep
+  // the event loop alive.
+  process.on('exit', () => {
+    const ms = Logger.exitFlushTimeoutMs;
+    const timeout = typeof ms === 'number' && ms >= 0 ? ms : DEFAULT_TIMEOUT_MS;
+    const undelivered = native.flushAllSync(timeout);
+    if (undelivered > 0) {
+      process.stderr.write(`kepmlog: ${undelivered} record(s) undelivered at exit\n`);
+    }
+  });
+}
+
+const NATIVE = Symbol('kepmlog.native');
+
+class Logger {
+  /**
+   * @param {import('./index').LoggerOptions} [options]
+   */
+  constructor(options) {
+    const r = native.createLogger(nativeOptions(options));
+    if (typeof r === 'string') throw nativeError(r);
+    Object.defineProperty(this, NATIVE, { value: r });
+    installExitHook();
+  }
+
+  /**
+   * A logger set up the way the agent starts a job task: job id from KEEPER_JOB_ID, API base
+   * from `--keeper-api-base` in process.argv, token from the script's file name.
+   */
+  static fromJob(sourceOrOptions) {
+    if (typeof sourceOrOptions === 'string') return new Logger({ source: sourceOrOptions });
+    return new Logger({ ...(sourceOrOptions || {}), args: process.argv });
+  }
+
+  /** Logs one record; true = accepted, false = dropped because the queue was full. */
+  log(level, category, message, options) {
+    return this._log(toLevel(level), category, message, options);
+  }
+
+  debug(category, message, options) {
+    return this._log(0, category, message, options);
+  }
+  info(category, message, options) {
+    return this._log(1, category, message, options);
+  }
+  warn(category, message, options) {
+    return this._log(2, category, message, options);
+  }
+  warning(category, message, options) {
+    return this._log(2, category, message, options);
+  }
+  error(category, message, options) {
+    return this._log(3, category, message, options);
+  }
+  critical(category, message, options) {
+    return this._log(4, category, message, options);
+  }
+  verbose(category, message, options) {
+    return this._log(5, category, message, options);
+  }
+
+  _log(level, category, message, options) {
+    if (typeof category !== 'string') {
+      if (category !== undefined && category !== null) checkString('category', category);
+      category = '';
+    }
+    if (typeof message !== 'string') checkString('message', message);
+    let correlationId;
+    let context;
+    if (options !== undefined && options !== null) {
+      if (typeof options !== 'object') {
+        throw new TypeError(`kepmlog: log options must be { correlationId, context }, got ${describe(options)}`);
+      }
+      const c = options.correlationId;
+      if (c !== undefined && c !== null) {
+        checkString('options.correlationId', c);
+        correlationId = c;
+      }
+      const x = options.context;
+      if (x !== undefined && x !== null) {
+        if (typeof x === 'string') context = x;
+        else if (typeof x === 'object') context = JSON.stringify(x);
+        else throw new TypeError(`kepmlog: options.context must be a string or an object, got ${describe(x)}`);
+      }
+    }
+    const r = this[NATIVE].log(level, category, message, correlationId, context);
+    if (r === true || r === false) return r;
+    throw nativeError(r);
+  }
+
+  /** Publishes one JSON object to the job's event topic (QoS 1). true = accepted. */
+  event(object) {
+    if (object === null || typeof object !== 'object' || Array.isArray(object)) {
+      throw new TypeError(`kepmlog: event must be a plain object, got ${describe(object)}`);
+    }
+    const r = this[NATIVE].event(JSON.stringify(object));
+    if (r === true || r === false) return r;
+    throw nativeError(r);
+  }
+
+  /**
+   * Resolves when every record accepted before the call is acknowledged (0), or at the
+   * deadline with the number still undelivered. Waits on the libuv thread pool.
+   */
+  flush(timeoutMs = DEFAULT_TIMEOUT_MS) {
+    try {
+      checkTimeout('timeoutMs', timeoutMs);
+      return this[NATIVE].flush(timeoutMs).then(settled);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Like flush, but blocks the JS thread; for exit paths. Returns the undelivered count. */
+  flushSync(timeoutMs = DEFAULT_TIMEOUT_MS) {
+    return settled(this[NATIVE].flushSync(checkTimeout('timeoutMs', timeoutMs)));
+  }
+
+  /** Flushes until the deadline, disconnects, stops the worker. Idempotent. Resolves with the undelivered count. */
+  shutdown(timeoutMs = DEFAULT_TIMEOUT_MS) {
+    try {
+      checkTimeout('timeoutMs', timeoutMs);
+      return this[NATIVE].shutdown(timeoutMs).then(settled);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  shutdownSync(timeoutMs = DEFAULT_TIMEOUT_MS) {
+    return settled(this[NATIVE].shutdownSync(checkTimeout('timeoutMs', timeoutMs)));
+  }
+
+  /** Counters: accepted = delivered + denied + failed + pending; dropped is not accepted. */
+  stats() {
+    const s = JSON.parse(this[NATIVE].statsJson());
+    return {
+      accepted: s.accepted,
+      delivered: s.delivered,
+      dropped: s.dropped,
+      denied: s.denied,
+      failed: s.failed,
+      pending: s.pending,
+      reconnects: s.reconnects,
+      connected: s.connected,
+      lastError: s.last_error,
+      broker: s.broker,
+      clientId: s.client_id,
+    };
+  }
+
+  get clientId() {
+    return this[NATIVE].clientId;
+  }
+  get jobId() {
+    return this[NATIVE].jobId;
+  }
+  get source() {
+    return this[NATIVE].source;
+  }
+  get eventTopic() {
+    return this[NATIVE].eventTopic;
+  }
+  get isShutDown() {
+    return this[NATIVE].isShutDown;
+  }
+}
+
+/** Milliseconds the process.on('exit') hook may spend flushing all loggers. */
+Logger.exitFlushTimeoutMs = DEFAULT_TIMEOUT_MS;
+
+module.exports = { Logger, Level, KepmlogError, toLevel, version: native.nativeVersion() };
+module.exports.default = Logger;

@@ -1,0 +1,119 @@
+'use strict';
+// Test harness: starts `kepm-devagent serve` (HTTPS Plugin Settings + TLS Mosquitto), reads
+// its JSON lines, and stops it. Each test file starts its own devagent.
+
+const fs = require('node:fs');
+const path = require('node:path');
+const readline = require('node:readline');
+const { spawn } = require('node:child_process');
+
+/** The repository root: KEPMLOG_REPO, else two levels above the installed package's real path. */
+function repoRoot() {
+  if (process.env.KEPMLOG_REPO) return path.resolve(process.env.KEPMLOG_REPO);
+  const pkg = fs.realpathSync(path.dirname(require.resolve('kepmlog/package.json')));
+  return path.resolve(pkg, '..', '..');
+}
+
+function devagentPath() {
+  return process.env.KEPM_DEVAGENT || path.join(repoRoot(), 'target', 'debug', 'kepm-devagent');
+}
+
+class DevAgent {
+  constructor(child) {
+    this.child = child;
+    this.events = [];
+    this.waiters = [];
+    this.stderr = '';
+    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    child.stderr.on('data', (d) => {
+      this.stderr += d;
+      if (this.stderr.length > 100000) this.stderr = this.stderr.slice(-50000);
+    });
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      let ev;
+      try {
+        ev = JSON.parse(line);
+      } catch {
+        return;
+      }
+      this.events.push(ev);
+      this.waiters = this.waiters.filter((w) => !w.check());
+    });
+  }
+
+  /** Starts a devagent; `args` are extra `serve` arguments (e.g. ['--allow', 'KeeperLogger']). */
+  static async start(args = []) {
+    const child = spawn(devagentPath(), ['serve', ...args], {
+      env: { ...process.env, TMPDIR: '/tmp' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const agent = new DevAgent(child);
+    const spawnError = new Promise((_, reject) => child.on('error', reject));
+    agent.ready = await Promise.race([agent.waitFor((e) => e.event === 'ready', 30000), spawnError]);
+    return agent;
+  }
+
+  /** Resolves with the first event (from the start) that satisfies `pred`. */
+  waitFor(pred, timeoutMs = 20000) {
+    return this.waitCount(pred, 1, timeoutMs).then((list) => list[0]);
+  }
+
+  /** Resolves with the events matching `pred` once there are at least `n`. */
+  waitCount(pred, n, timeoutMs = 20000) {
+    return new Promise((resolve, reject) => {
+      const w = {
+        check: () => {
+          const found = this.events.filter(pred);
+          if (found.length >= n) {
+            clearTimeout(w.timer);
+            resolve(found);
+            return true;
+          }
+          return false;
+        },
+      };
+      if (w.check()) return;
+      w.timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        const have = this.events.filter(pred).length;
+        reject(new Error(`devagent: ${have} of ${n} expected events after ${timeoutMs} ms; stderr:\n${this.stderr.slice(-2000)}`));
+      }, timeoutMs);
+      this.waiters.push(w);
+    });
+  }
+
+  messages(topic) {
+    return this.events.filter((e) => e.event === 'message' && (topic === undefined || e.topic === topic));
+  }
+
+  /** Sends a stdin command and waits for its reply. */
+  async command(cmd) {
+    const before = this.events.length;
+    this.child.stdin.write(cmd + '\n');
+    const reply = await this.waitFor(
+      (e) => (e.event === 'ok' || e.event === 'error') && this.events.indexOf(e) >= before,
+      30000
+    );
+    if (reply.event !== 'ok') throw new Error(`devagent: ${cmd}: ${JSON.stringify(reply)}`);
+    return reply;
+  }
+
+  /** Options for a Logger connecting straight to this devagent's broker. */
+  brokerOptions() {
+    return {
+      broker: { host: this.ready.broker_host, port: this.ready.broker_port },
+      caBundle: this.ready.ca,
+    };
+  }
+
+  async stop() {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.stdin.end('quit\n');
+      const t = setTimeout(() => this.child.kill('SIGKILL'), 15000);
+      await this.exited;
+      clearTimeout(t);
+    }
+  }
+}
+
+module.exports = { DevAgent, repoRoot, devagentPath };
