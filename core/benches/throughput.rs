@@ -122,7 +122,7 @@ fn bench_rumqttc(agent: &DevAgent, n: usize, payload: Vec<u8>, round: usize) -> 
     let tls: Arc<rustls::ClientConfig> = agent.client_tls_config();
     rt.block_on(async move {
         let mut opts = MqttOptions::new(
-            "bench-job_rumqttc_1",
+            format!("bench-job_rumqttc_{round}"),
             agent.broker_host(),
             agent.broker_port(),
         );
