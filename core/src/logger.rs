@@ -109,23 +109,16 @@ impl Shared {
         }
     }
 
-    /// Waits until every queue position below `target` is settled, the worker is done, or the
-    /// deadline passes. Returns how many are still unsettled.
-    ///
-    /// `target` was read from `reserved` at the call; a send in progress then that has failed
-    /// since gave its reservation back, so the target follows `reserved` down (`reserved`
-    /// never drops below the positions taken).
-    fn wait_settled(&self, target: u64, deadline: Instant) -> u64 {
+    /// Waits on progress notifications until `done()` or the deadline; returns `done()`.
+    fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
         let mut guard = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let target = target.min(self.reserved.load(Ordering::SeqCst));
-            let low = self.settled_low.load(Ordering::SeqCst);
-            if low >= target || self.info().done {
-                return target.saturating_sub(low);
+            if done() {
+                return true;
             }
             let now = Instant::now();
             if now >= deadline {
-                return target.saturating_sub(low);
+                return false;
             }
             // Woken by progress; the cap bounds the wait should a notification race the check.
             let wait = (deadline - now).min(Duration::from_millis(100));
@@ -134,6 +127,21 @@ impl Shared {
                 Err(e) => e.into_inner().0,
             };
         }
+    }
+
+    /// Waits until every queue position below `target` is settled, the worker is done, or the
+    /// deadline passes. Returns how many are still unsettled.
+    ///
+    /// `target` was read from `reserved` at the call; a send in progress then that has failed
+    /// since gave its reservation back, so the target follows `reserved` down (`reserved`
+    /// never drops below the positions taken).
+    fn wait_settled(&self, target: u64, deadline: Instant) -> u64 {
+        let unsettled = || {
+            let target = target.min(self.reserved.load(Ordering::SeqCst));
+            target.saturating_sub(self.settled_low.load(Ordering::SeqCst))
+        };
+        self.wait_until(deadline, || unsettled() == 0 || self.info().done);
+        unsettled()
     }
 }
 
@@ -470,26 +478,7 @@ impl Logger {
         self.shared.wake.notify_one();
         // The disconnect needs a moment even when the flush used the whole budget.
         let join_by = deadline.max(Instant::now() + Duration::from_millis(200));
-        let done = {
-            let mut guard = self
-                .shared
-                .progress
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            loop {
-                if self.shared.info().done {
-                    break true;
-                }
-                let now = Instant::now();
-                if now >= join_by {
-                    break false;
-                }
-                guard = match self.shared.progress_cv.wait_timeout(guard, join_by - now) {
-                    Ok((g, _)) => g,
-                    Err(e) => e.into_inner().0,
-                };
-            }
-        };
+        let done = self.shared.wait_until(join_by, || self.shared.info().done);
         let handle = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {
             if done {
@@ -498,19 +487,7 @@ impl Logger {
             // Otherwise the worker is stuck in a network call past the deadline: leave it
             // detached rather than block the caller; it ends with the process.
         }
-        match result {
-            Err(Error::Timeout { .. }) => {
-                let undelivered = self
-                    .stats()
-                    .pending
-                    .max(self.shared.failed.load(Ordering::SeqCst));
-                Err(Error::Timeout {
-                    undelivered,
-                    last_error: self.shared.info().last_error.clone(),
-                })
-            }
-            other => other,
-        }
+        result
     }
 
     pub fn stats(&self) -> Stats {
