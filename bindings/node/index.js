@@ -20,18 +20,12 @@ try {
   throw err;
 }
 
-/** Wire values of the six KeeperLogger levels, by lower-case name and alias. */
-const LEVELS = new Map([
-  ['debug', 0],
-  ['info', 1],
-  ['warning', 2],
-  ['warn', 2],
-  ['error', 3],
-  ['critical', 4],
-  ['fatal', 4],
-  ['verbose', 5],
-  ['trace', 5],
-]);
+/**
+ * Level names already parsed by the core (`native.parseLevel`), so the hot path stays in JS.
+ * Only valid names are kept, and at most LEVEL_CACHE_MAX of them.
+ */
+const levelCache = new Map();
+const LEVEL_CACHE_MAX = 64;
 
 /** The six levels by their vendor names. */
 const Level = Object.freeze({ Debug: 0, Info: 1, Warning: 2, Error: 3, Critical: 4, Verbose: 5 });
@@ -79,15 +73,20 @@ function checkInteger(name, v, min, max) {
   return v;
 }
 
-/** A level name (case-insensitive; 'warn', 'fatal', 'trace' aliases) or number 0..5 -> wire value. */
+/** A level name (the core's names and aliases, any case: 'warn', 'fatal', 'trace', ...) or number 0..5 -> wire value. */
 function toLevel(level) {
   if (typeof level === 'number') {
     if (Number.isInteger(level) && level >= 0 && level <= 5) return level;
     throw new RangeError(`kepmlog: level ${level} is not 0..5 (Debug, Info, Warning, Error, Critical, Verbose)`);
   }
   if (typeof level === 'string') {
-    const v = LEVELS.get(level.toLowerCase());
+    let v = levelCache.get(level);
     if (v !== undefined) return v;
+    v = native.parseLevel(level);
+    if (v >= 0) {
+      if (levelCache.size < LEVEL_CACHE_MAX) levelCache.set(level, v);
+      return v;
+    }
     throw new RangeError(
       `kepmlog: unknown level ${JSON.stringify(level)}: use debug, info, warning (warn), error, ` +
         'critical (fatal), verbose (trace), or 0..5'

@@ -327,6 +327,15 @@ impl Task for Settle {
     }
 }
 
+/// The wire value of a level name, parsed by the core (its names and aliases, any case, or
+/// "0".."5"), so every binding accepts the same names; -1 when it is not a level.
+#[napi]
+pub fn parse_level(name: String) -> i32 {
+    name.parse::<Level>()
+        .map(|l| i32::from(l.wire_value()))
+        .unwrap_or(-1)
+}
+
 /// The core's version, for diagnostics.
 #[napi]
 pub fn native_version() -> String {

@@ -46,6 +46,19 @@ test('bad options: TypeError for types, RangeError for values, KepmlogError with
   }
 });
 
+test('level names are the core\'s: the same names and aliases as every other binding', () => {
+  assert.equal(toLevel('Warning'), 2);
+  assert.equal(toLevel('WARN'), 2);
+  assert.equal(toLevel('information'), 1);
+  assert.equal(toLevel('err'), 3);
+  assert.equal(toLevel('fatal'), 4);
+  assert.equal(toLevel('trace'), 5);
+  assert.equal(toLevel('0'), 0);
+  assert.equal(toLevel('fatal'), 4, 'cached');
+  assert.throws(() => toLevel('loud'), RangeError);
+  assert.throws(() => toLevel('loud'), RangeError, 'invalid names are never cached');
+});
+
 test('bad log arguments throw and log nothing', async () => {
   const logger = newLogger();
   assert.throws(() => logger.info('C', 42), TypeError);
