@@ -77,6 +77,17 @@ pub struct Config {
     /// Costs a few log lines per message; meant for `kepm-devagent run`, not for load tests.
     /// Default: false.
     pub log_publishes: bool,
+    /// Mosquitto's `max_packet_size`, which it announces to MQTT v5 clients as Maximum
+    /// Packet Size. `None`: no limit. Default: `None`.
+    pub max_packet_size: Option<u32>,
+    /// Run the capture subscriber. When false nothing subscribes (the broker answers every
+    /// allowed publish with PUBACK 0x10, "no matching subscribers") and the `messages*`
+    /// methods stay empty: for benchmarks of the publishing side alone. Default: true.
+    pub capture: bool,
+    /// Refuse every job client at CONNECT (CONNACK 0x87 "Not authorized", through
+    /// Mosquitto's `clientid_prefixes`); [`DevAgent::set_refuse_job_clients`] changes it
+    /// later. Default: false.
+    pub refuse_job_clients: bool,
 }
 
 impl Default for Config {
@@ -87,6 +98,9 @@ impl Default for Config {
             start_broker: true,
             receive_maximum: None,
             log_publishes: false,
+            max_packet_size: None,
+            capture: true,
+            refuse_job_clients: false,
         }
     }
 }
@@ -305,13 +319,27 @@ fn random_password() -> String {
     out
 }
 
-fn broker_conf(
-    dir: &Path,
-    job_port: u16,
-    capture_port: u16,
+/// What of mosquitto.conf a test can choose.
+#[derive(Clone, Debug)]
+struct BrokerKnobs {
     receive_maximum: Option<u16>,
     log_publishes: bool,
-) -> String {
+    max_packet_size: Option<u32>,
+    refuse_job_clients: bool,
+}
+
+impl BrokerKnobs {
+    fn from_config(cfg: &Config) -> Self {
+        BrokerKnobs {
+            receive_maximum: cfg.receive_maximum,
+            log_publishes: cfg.log_publishes,
+            max_packet_size: cfg.max_packet_size,
+            refuse_job_clients: cfg.refuse_job_clients,
+        }
+    }
+}
+
+fn broker_conf(dir: &Path, job_port: u16, capture_port: u16, knobs: &BrokerKnobs) -> String {
     let d = dir.display();
     let mut c = format!(
         "# written by kepm-devagent\n\
@@ -326,10 +354,18 @@ fn broker_conf(
          autosave_interval 5\n\
          max_queued_messages {MAX_QUEUED}\n"
     );
-    if let Some(n) = receive_maximum {
+    if let Some(n) = knobs.receive_maximum {
         c.push_str(&format!("max_inflight_messages {n}\n"));
     }
-    if log_publishes {
+    if let Some(n) = knobs.max_packet_size {
+        c.push_str(&format!("max_packet_size {n}\n"));
+    }
+    if knobs.refuse_job_clients {
+        // Only the capture subscriber's client id has this prefix: every job client gets
+        // CONNACK 0x87 while the capture keeps working.
+        c.push_str(&format!("clientid_prefixes {CAPTURE_CLIENT_ID}\n"));
+    }
+    if knobs.log_publishes {
         // Mosquitto logs ACL denials ("Denied PUBLISH from ...") only at debug level.
         c.push_str("log_type debug\n");
     }
@@ -374,6 +410,8 @@ pub struct DevAgent {
     capture_port: u16,
     capture_password: String,
     allow: Vec<String>,
+    capture_enabled: bool,
+    knobs: Mutex<BrokerKnobs>,
     ca_path: PathBuf,
     dir: Mutex<Option<TempDir>>,
     dir_path: PathBuf,
@@ -423,6 +461,7 @@ impl DevAgent {
             .port();
 
         let conf_path = dir.0.join("mosquitto.conf");
+        let knobs = BrokerKnobs::from_config(&cfg);
         let mut attempt = 0;
         let (broker_port, capture_port, mosquitto) = loop {
             attempt += 1;
@@ -433,13 +472,7 @@ impl DevAgent {
             }
             dir.write(
                 "mosquitto.conf",
-                &broker_conf(
-                    &dir.0,
-                    job_port,
-                    capture_port,
-                    cfg.receive_maximum,
-                    cfg.log_publishes,
-                ),
+                &broker_conf(&dir.0, job_port, capture_port, &knobs),
                 0o644,
             )?;
             let m = Mosquitto::new(exe.clone(), conf_path.clone(), job_port);
@@ -482,6 +515,8 @@ impl DevAgent {
             capture_port,
             capture_password,
             allow: cfg.allow.clone(),
+            capture_enabled: cfg.capture,
+            knobs: Mutex::new(knobs),
             ca_path,
             dir_path: dir.0.clone(),
             dir: Mutex::new(Some(dir)),
@@ -489,7 +524,7 @@ impl DevAgent {
         if cfg.start_broker {
             // Mosquitto is already up; this adds the probe and the capture subscription.
             agent.start_broker()?;
-        } else {
+        } else if cfg.capture {
             agent.seed_capture_session(&exe, &conf_path)?;
         }
         Ok(agent)
@@ -588,6 +623,9 @@ impl DevAgent {
             })?;
         }
         self.probe_job_listener(deadline)?;
+        if !self.capture_enabled {
+            return Ok(());
+        }
         {
             let mut cap = lock(&self.capture);
             if cap.is_none() {
@@ -842,6 +880,27 @@ impl DevAgent {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// Refuses (or again accepts) every job client at CONNECT with CONNACK 0x87: rewrites
+    /// mosquitto.conf and restarts the broker when it is running.
+    pub fn set_refuse_job_clients(&self, refuse: bool) -> Result<(), Error> {
+        let running = self.broker_running();
+        if running {
+            self.stop_broker()?;
+        }
+        let conf = {
+            let mut knobs = lock(&self.knobs);
+            knobs.refuse_job_clients = refuse;
+            broker_conf(&self.dir_path, self.broker_port, self.capture_port, &knobs)
+        };
+        let path = self.mosquitto.conf_path().to_path_buf();
+        std::fs::write(&path, conf)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        if running {
+            self.start_broker()?;
+        }
+        Ok(())
     }
 
     /// Path of the generated mosquitto.conf (for debugging).

@@ -115,6 +115,13 @@ struct ServeArgs {
     /// Broker's Receive Maximum for MQTT v5 clients (Mosquitto max_inflight_messages).
     #[arg(long, value_name = "N")]
     receive_maximum: Option<u16>,
+    /// Broker's Maximum Packet Size for MQTT v5 clients (Mosquitto max_packet_size).
+    #[arg(long, value_name = "BYTES")]
+    max_packet_size: Option<u32>,
+    /// Run no capture subscriber (nothing is printed; allowed publishes get PUBACK 0x10):
+    /// for benchmarks of the publishing side alone.
+    #[arg(long)]
+    no_capture: bool,
     /// Human-readable log view instead of JSON lines for messages.
     #[arg(long)]
     pretty: bool,
@@ -270,6 +277,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     cfg.settings = args.settings.clone();
     cfg.start_broker = !args.no_broker;
     cfg.receive_maximum = args.receive_maximum;
+    cfg.max_packet_size = args.max_packet_size;
+    cfg.capture = !args.no_capture;
 
     let (tx, rx) = mpsc::channel::<Input>();
     // Before starting anything: a signal during startup must still lead to cleanup.
