@@ -16,10 +16,13 @@
 mod bridge;
 mod error;
 pub mod identity;
+mod ledger;
 mod level;
 mod logger;
 mod options;
+mod queue;
 pub mod record;
+mod session;
 mod settings;
 mod tls;
 mod worker;

@@ -1,14 +1,14 @@
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crossbeam_channel::{Sender, TrySendError};
 use serde::Serialize;
 
 use crate::identity::{self, ENV_JOB_ID};
 use crate::options::{Options, Overflow};
+use crate::queue::{Item, Kind, Shared};
 use crate::record::{encode_ref, meta_ref};
 use crate::worker::{self, WorkerConfig};
 use crate::{settings, tls, Error, Level};
@@ -38,111 +38,6 @@ pub struct Stats {
     /// `host:port` of the broker in use, once known.
     pub broker: Option<String>,
     pub client_id: String,
-}
-
-/// A queued publish: the payload is final, built on the caller's thread.
-pub(crate) struct Item {
-    pub kind: Kind,
-    pub payload: Bytes,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Log,
-    Event,
-}
-
-/// State shared by the callers and the worker.
-#[derive(Default)]
-pub(crate) struct Shared {
-    /// Incremented before every send attempt and decremented when it fails, so it is never
-    /// below the number of queue positions taken: what flush waits for.
-    pub reserved: AtomicU64,
-    pub dropped: AtomicU64,
-    pub delivered: AtomicU64,
-    pub denied: AtomicU64,
-    pub failed: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub connected: AtomicBool,
-    /// Every accepted record whose queue position is below this is settled.
-    pub settled_low: AtomicU64,
-    pub worker_idle: AtomicBool,
-    pub stop: AtomicBool,
-    pub wake: tokio::sync::Notify,
-    pub info: Mutex<Info>,
-    pub progress: Mutex<()>,
-    pub progress_cv: Condvar,
-}
-
-#[derive(Default)]
-pub(crate) struct Info {
-    pub last_error: Option<String>,
-    pub broker: Option<String>,
-    pub denied_topics: Vec<String>,
-    pub done: bool,
-}
-
-impl Shared {
-    pub fn info(&self) -> MutexGuard<'_, Info> {
-        // The lock guards plain data; a panic while holding it leaves nothing half-done.
-        self.info.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn set_last_error(&self, e: impl Into<String>) {
-        self.info().last_error = Some(e.into());
-    }
-
-    /// Wakes flush and shutdown waiters after progress.
-    pub fn notify_progress(&self) {
-        let _g = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-        self.progress_cv.notify_all();
-    }
-
-    fn wake_worker(&self) {
-        // Pairs with the worker's fence after it sets `worker_idle`: either it sees our record
-        // or we see it idle and wake it.
-        fence(Ordering::SeqCst);
-        if self.worker_idle.load(Ordering::Relaxed)
-            && self.worker_idle.swap(false, Ordering::SeqCst)
-        {
-            self.wake.notify_one();
-        }
-    }
-
-    /// Waits on progress notifications until `done()` or the deadline; returns `done()`.
-    fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
-        let mut guard = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if done() {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            // Woken by progress; the cap bounds the wait should a notification race the check.
-            let wait = (deadline - now).min(Duration::from_millis(100));
-            guard = match self.progress_cv.wait_timeout(guard, wait) {
-                Ok((g, _)) => g,
-                Err(e) => e.into_inner().0,
-            };
-        }
-    }
-
-    /// Waits until every queue position below `target` is settled, the worker is done, or the
-    /// deadline passes. Returns how many are still unsettled.
-    ///
-    /// `target` was read from `reserved` at the call; a send in progress then that has failed
-    /// since gave its reservation back, so the target follows `reserved` down (`reserved`
-    /// never drops below the positions taken).
-    fn wait_settled(&self, target: u64, deadline: Instant) -> u64 {
-        let unsettled = || {
-            let target = target.min(self.reserved.load(Ordering::SeqCst));
-            target.saturating_sub(self.settled_low.load(Ordering::SeqCst))
-        };
-        self.wait_until(deadline, || unsettled() == 0 || self.info().done);
-        unsettled()
-    }
 }
 
 /// A KeeperLogger client for one job task. Cheap to share (`&Logger` is `Send + Sync`).

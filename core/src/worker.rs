@@ -1,32 +1,27 @@
 //! The background worker: one thread per logger, owning the broker connection.
 //!
-//! rumqttc's `EventLoop` is polled by its own task and reports to the worker task through a
-//! channel, so the worker can wait on new records and broker events at once without ever
-//! cancelling a `poll()` half-way. The worker keeps its own account of every record it handed
-//! to rumqttc until the broker acknowledges it: rumqttc forgets in-flight publishes when it
-//! reconnects with a clean session, so after a reconnect the worker publishes them again.
+//! It discovers the broker, connects (quickly at first, for the agent's registration race,
+//! then with capped, jittered backoff), and while connected takes as many records as the
+//! broker's window allows, publishes them as one batch, and settles each on its PUBACK. The
+//! records in flight live in the [`Ledger`]; a lost connection sends them back for replay.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
 use crossbeam_channel::Receiver;
-use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, StateError};
-use rumqttc::{Outgoing, TlsConfiguration, Transport};
 use rustls::pki_types::CertificateDer;
-use tokio::sync::mpsc;
+use rustls::ClientConfig;
+use tokio::time::Instant;
 
-use crate::logger::{Item, Kind, Shared};
+use crate::ledger::{Ledger, Tracked};
+use crate::queue::{Item, Kind, Settlements, Shared};
 use crate::record::{encode_ref, meta_ref, LOG_TOPIC};
+use crate::session::{reason_name, Incoming, Session, SessionError};
 use crate::{settings, tls, Level};
 
-/// Records handed to rumqttc and not yet acknowledged, at most. rumqttc itself keeps no more
-/// than the broker's Receive Maximum on the wire; the rest wait in its request channel.
-const WINDOW: usize = 1024;
 /// How often the worker looks around when nothing wakes it (drop reports, stop requests).
 const TICK: Duration = Duration::from_millis(100);
 /// The agent registers a job's process as trusted right after starting it; until then the
@@ -34,6 +29,9 @@ const TICK: Duration = Duration::from_millis(100);
 const REGISTRATION_RACE: Duration = Duration::from_millis(2500);
 const QUICK_RETRY: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DISCONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 
 pub(crate) struct WorkerConfig {
     pub rx: Receiver<Item>,
@@ -60,7 +58,7 @@ pub(crate) fn run(config: WorkerConfig) {
         .enable_all()
         .build();
     match rt {
-        Ok(rt) => rt.block_on(Worker::run(config)),
+        Ok(rt) => rt.block_on(run_async(config)),
         Err(e) => {
             let msg = format!("cannot start the worker runtime: {e}");
             diag(diagnostics, &msg);
@@ -77,153 +75,191 @@ fn diag(on: bool, msg: &str) {
     }
 }
 
-// Nearly every value is the large variant; boxing it would allocate for each event.
-#[allow(clippy::large_enum_variant)]
-enum Ev {
-    Mqtt(Event),
-    Down(ConnectionError),
-}
+async fn run_async(config: WorkerConfig) {
+    let shared = config.shared.clone();
+    let diagnostics = config.diagnostics;
+    let mut fallback_warning = None;
+    let (host, port) = match config.broker.clone() {
+        Some(addr) => addr,
+        None => match settings::discover(
+            &config.api_base,
+            config.ca.as_deref(),
+            config.settings_timeout,
+        ) {
+            Ok(addr) => addr,
+            Err(reason) => {
+                let (fh, fp) = &config.fallback_broker;
+                let msg = format!(
+                    "Plugin Settings unavailable ({reason}); using the fallback broker {fh}:{fp}"
+                );
+                diag(diagnostics, &format!("warning: {msg}"));
+                shared.set_last_error(msg.clone());
+                fallback_warning = Some(msg);
+                config.fallback_broker.clone()
+            }
+        },
+    };
+    shared.info().broker = Some(format!("{host}:{port}"));
+    let tls = match tls::client_config(config.ca.as_deref(), &host) {
+        Ok(tls) => tls,
+        Err(msg) => {
+            diag(diagnostics, &format!("cannot connect: {msg}"));
+            shared.set_last_error(msg);
+            // Nothing can be delivered; stay until shutdown so flush reports the reason.
+            while !shared.stop.load(Ordering::SeqCst) {
+                let _ = tokio::time::timeout(TICK, shared.wake.notified()).await;
+            }
+            fail_rest(&config.rx, &shared, 0, diagnostics);
+            return;
+        }
+    };
 
-/// A record the worker has taken from the queue (or made itself) and not yet settled.
-struct Tracked {
-    /// Order of dequeue over all records, to re-publish in the original order.
-    ord: u64,
-    /// Queue position of a caller's record; `None` for the worker's own Warning records.
-    index: Option<u64>,
-    kind: Kind,
-    payload: Bytes,
+    let mut worker = Worker {
+        log_topic: Bytes::from_static(LOG_TOPIC.as_bytes()),
+        event_topic_bytes: Bytes::from(config.event_topic.clone().into_bytes()),
+        rx: config.rx,
+        shared,
+        diagnostics,
+        host,
+        port,
+        tls,
+        client_id: config.client_id,
+        source: config.source,
+        event_topic: config.event_topic,
+        capacity: config.capacity,
+        ever_connected: false,
+        failures: 0,
+        started: StdInstant::now(),
+        outage_reported: false,
+        ledger: Ledger::default(),
+        internal: VecDeque::new(),
+        settlements: Settlements::default(),
+        next_seq: 0,
+        drops_reported: 0,
+        last_drop_report: None,
+        last_drop_stderr: None,
+        incoming: Vec::new(),
+    };
+    if let Some(msg) = fallback_warning {
+        worker.push_internal(Level::Warning, &msg);
+    }
+    worker.run().await;
 }
 
 struct Worker {
     rx: Receiver<Item>,
     shared: Arc<Shared>,
     diagnostics: bool,
+    host: String,
+    port: u16,
+    tls: Arc<ClientConfig>,
+    client_id: String,
     source: String,
     event_topic: String,
+    log_topic: Bytes,
+    event_topic_bytes: Bytes,
     capacity: usize,
-    client: AsyncClient,
-    events: mpsc::UnboundedReceiver<Ev>,
-    go: mpsc::UnboundedSender<Duration>,
-    connected: bool,
     ever_connected: bool,
     failures: u32,
-    started: Instant,
+    started: StdInstant,
     outage_reported: bool,
-    /// Handed to rumqttc, waiting for the packet id it gets (`Outgoing::Publish`), in order.
-    unassigned: VecDeque<Tracked>,
-    /// Written with a packet id, waiting for PUBACK.
-    inflight: HashMap<u16, Tracked>,
-    /// To publish again after a reconnect, in `ord` order, before anything new.
-    retry: VecDeque<Tracked>,
+    ledger: Ledger,
     /// The worker's own Warning records, waiting for a connection.
     internal: VecDeque<Tracked>,
-    next_ord: u64,
-    /// Queue position of the next record taken from the queue.
-    next_index: u64,
-    /// Settled flags of the positions from `shared.settled_low` on.
-    unsettled: VecDeque<bool>,
-    settled_base: u64,
+    settlements: Settlements,
+    next_seq: u64,
     drops_reported: u64,
-    last_drop_report: Option<Instant>,
-    last_drop_stderr: Option<Instant>,
+    last_drop_report: Option<StdInstant>,
+    last_drop_stderr: Option<StdInstant>,
+    incoming: Vec<Incoming>,
+}
+
+/// How a connected session ended.
+enum End {
+    Stop(Session),
+    Lost(SessionError),
 }
 
 impl Worker {
-    async fn run(config: WorkerConfig) {
-        let shared = config.shared.clone();
-        let diagnostics = config.diagnostics;
-        let mut fallback_warning = None;
-        let (host, port) = match config.broker.clone() {
-            Some(addr) => addr,
-            None => match settings::discover(
-                &config.api_base,
-                config.ca.as_deref(),
-                config.settings_timeout,
-            ) {
-                Ok(addr) => addr,
-                Err(reason) => {
-                    let (fh, fp) = &config.fallback_broker;
-                    let msg = format!(
-                        "Plugin Settings unavailable ({reason}); using the fallback broker {fh}:{fp}"
-                    );
-                    diag(diagnostics, &format!("warning: {msg}"));
-                    shared.set_last_error(msg.clone());
-                    fallback_warning = Some(msg);
-                    config.fallback_broker.clone()
+    async fn run(&mut self) {
+        while !self.stopping() {
+            let connected = Session::connect(
+                &self.host,
+                self.port,
+                self.tls.clone(),
+                &self.client_id,
+                KEEP_ALIVE,
+                CONNECT_TIMEOUT,
+            )
+            .await;
+            match connected {
+                Ok(session) => {
+                    self.on_connected(&session);
+                    match self.serve(session).await {
+                        End::Stop(session) => {
+                            session.disconnect(DISCONNECT_TIMEOUT).await;
+                            break;
+                        }
+                        End::Lost(err) => self.connection_lost(&err, true),
+                    }
                 }
-            },
-        };
-        shared.info().broker = Some(format!("{host}:{port}"));
-        let tls = match tls::client_config(config.ca.as_deref(), &host) {
-            Ok(tls) => tls,
-            Err(msg) => {
-                diag(diagnostics, &format!("cannot connect: {msg}"));
-                shared.set_last_error(msg);
-                // Nothing can be delivered; stay until shutdown so flush reports the reason.
-                while !shared.stop.load(Ordering::SeqCst) {
-                    let _ = tokio::time::timeout(TICK, shared.wake.notified()).await;
-                }
-                fail_rest(&config.rx, &shared, 0, diagnostics);
-                return;
+                Err(err) => self.connection_lost(&err, false),
             }
-        };
-
-        let mut options = MqttOptions::new(config.client_id.clone(), host, port);
-        options
-            .set_transport(Transport::Tls(TlsConfiguration::Rustls(tls)))
-            .set_keep_alive(Duration::from_secs(30))
-            .set_clean_start(true)
-            .set_connection_timeout(5);
-        let (client, eventloop) = AsyncClient::new(options, WINDOW + 8);
-        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let (go_tx, go_rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(eventloop, ev_tx, go_rx));
-
-        let mut worker = Worker {
-            rx: config.rx,
-            shared,
-            diagnostics,
-            source: config.source,
-            event_topic: config.event_topic,
-            capacity: config.capacity,
-            client,
-            events: ev_rx,
-            go: go_tx,
-            connected: false,
-            ever_connected: false,
-            failures: 0,
-            started: Instant::now(),
-            outage_reported: false,
-            unassigned: VecDeque::new(),
-            inflight: HashMap::new(),
-            retry: VecDeque::new(),
-            internal: VecDeque::new(),
-            next_ord: 0,
-            next_index: 0,
-            unsettled: VecDeque::new(),
-            settled_base: 0,
-            drops_reported: 0,
-            last_drop_report: None,
-            last_drop_stderr: None,
-        };
-        if let Some(msg) = fallback_warning {
-            worker.push_internal(Level::Warning, &msg);
+            let delay = self.next_delay();
+            self.sleep(delay).await;
         }
-        worker.main_loop().await;
-        worker.finish().await;
+        self.finish();
     }
 
-    async fn main_loop(&mut self) {
+    fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps, waking early only to stop.
+    async fn sleep(&self, delay: Duration) {
+        let until = Instant::now() + delay;
+        while !self.stopping() && Instant::now() < until {
+            let _ = tokio::time::timeout_at(until, self.shared.wake.notified()).await;
+        }
+    }
+
+    fn on_connected(&mut self, session: &Session) {
+        self.ledger.start_session(session.limits().receive_maximum);
+        self.shared.connected.store(true, Ordering::SeqCst);
+        if self.ever_connected {
+            self.shared.reconnects.fetch_add(1, Ordering::SeqCst);
+        }
+        if self.outage_reported {
+            diag(
+                self.diagnostics,
+                &format!("connected to {}:{}", self.host, self.port),
+            );
+            self.outage_reported = false;
+        }
+        self.ever_connected = true;
+        self.failures = 0;
+    }
+
+    /// The connected loop: publish what the window allows, read acks, keep alive.
+    async fn serve(&mut self, mut session: Session) -> End {
+        let mut next_keep_alive = None;
         loop {
-            if self.shared.stop.load(Ordering::SeqCst) {
-                return;
+            if self.stopping() {
+                return End::Stop(session);
             }
-            if self.connected {
-                self.report_drops();
-                self.submit();
+            self.report_drops();
+            self.fill(&mut session);
+            let now = Instant::now();
+            match session.keep_alive(now) {
+                Ok(at) => next_keep_alive = at.or(next_keep_alive),
+                Err(e) => return End::Lost(e),
             }
-            let has_room = self.connected && self.outstanding() < WINDOW;
-            if has_room {
+            let mut deadline = now + TICK;
+            if let Some(at) = next_keep_alive {
+                deadline = deadline.min(at);
+            }
+            let waiting_for_records = self.ledger.has_room() && session.has_write_room();
+            if waiting_for_records && !session.has_pending_writes() {
                 self.shared.worker_idle.store(true, Ordering::SeqCst);
                 // Pairs with the fence in `Shared::wake_worker`.
                 fence(Ordering::SeqCst);
@@ -232,32 +268,27 @@ impl Worker {
                     continue;
                 }
             }
-            tokio::select! {
-                biased;
-                ev = self.events.recv() => {
-                    let Some(ev) = ev else { return };
-                    self.handle(ev);
-                    while let Ok(ev) = self.events.try_recv() {
-                        self.handle(ev);
-                    }
-                    self.shared.notify_progress();
-                }
-                _ = self.shared.wake.notified() => {}
-                _ = tokio::time::sleep(TICK) => {}
-            }
+            let mut incoming = std::mem::take(&mut self.incoming);
+            let r = session
+                .drive(Some(&self.shared.wake), deadline, &mut incoming)
+                .await;
             self.shared.worker_idle.store(false, Ordering::SeqCst);
+            let lost = self.handle(&mut incoming);
+            self.incoming = incoming;
+            if let Err(e) = r {
+                return End::Lost(e);
+            }
+            if let Some(e) = lost {
+                return End::Lost(e);
+            }
         }
     }
 
-    fn outstanding(&self) -> usize {
-        self.unassigned.len() + self.inflight.len()
-    }
-
-    /// Hands records to rumqttc until the window is full: re-sends first, then the worker's
-    /// own records, then the queue.
-    fn submit(&mut self) {
-        while self.outstanding() < WINDOW {
-            let tracked = if let Some(t) = self.retry.pop_front() {
+    /// Takes records until the window or the write buffer is full: replays first, then the
+    /// worker's own records, then the queue; each is encoded into the session's batch.
+    fn fill(&mut self, session: &mut Session) {
+        while self.ledger.has_room() && session.has_write_room() {
+            let t = if let Some(t) = self.ledger.next_replay() {
                 t
             } else if let Some(t) = self.internal.pop_front() {
                 t
@@ -267,34 +298,34 @@ impl Worker {
                     Err(_) => break,
                 }
             };
-            let topic = match tracked.kind {
-                Kind::Log => LOG_TOPIC.to_string(),
-                Kind::Event => self.event_topic.clone(),
+            let topic = match t.kind {
+                Kind::Log => self.log_topic.clone(),
+                Kind::Event => self.event_topic_bytes.clone(),
             };
-            match self
-                .client
-                .try_publish(topic, QoS::AtLeastOnce, false, tracked.payload.clone())
-            {
-                Ok(()) => self.unassigned.push_back(tracked),
-                Err(_) => {
-                    // The request channel holds more than the window, so this means the event
-                    // loop is gone; keep the record for the next connection.
-                    self.retry.push_front(tracked);
-                    break;
+            let payload = t.payload.clone();
+            let pkid = self.ledger.assign(t);
+            if let Err(too_large) = session.publish(&topic, pkid, &payload) {
+                // It can never be sent: fail it rather than reconnect for it forever.
+                let msg = format!(
+                    "a record of {} bytes is larger than the broker's maximum packet size \
+                     ({} bytes); it was not sent",
+                    too_large.size, too_large.max
+                );
+                diag(self.diagnostics, &msg);
+                self.shared.set_last_error(msg);
+                if let Some(t) = self.ledger.ack(pkid) {
+                    self.fail(t);
                 }
             }
         }
     }
 
     fn track(&mut self, item: Item) -> Tracked {
-        let index = self.next_index;
-        self.next_index += 1;
-        self.unsettled.push_back(false);
-        let ord = self.next_ord;
-        self.next_ord += 1;
+        let seq = self.next_seq;
+        self.next_seq += 1;
         Tracked {
-            ord,
-            index: Some(index),
+            seq,
+            index: Some(self.settlements.take()),
             kind: item.kind,
             payload: item.payload,
         }
@@ -304,78 +335,52 @@ impl Worker {
         let Ok(meta) = meta_ref(level, &self.source, "kepmlog", message, "", "") else {
             return;
         };
-        let ord = self.next_ord;
-        self.next_ord += 1;
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.internal.push_back(Tracked {
-            ord,
+            seq,
             index: None,
             kind: Kind::Log,
             payload: encode_ref(&meta).into(),
         });
     }
 
-    fn handle(&mut self, ev: Ev) {
-        match ev {
-            Ev::Mqtt(Event::Incoming(Packet::ConnAck(_))) => {
-                self.connected = true;
-                self.shared.connected.store(true, Ordering::SeqCst);
-                if self.ever_connected {
-                    self.shared.reconnects.fetch_add(1, Ordering::SeqCst);
-                }
-                if self.outage_reported {
-                    let broker = self.shared.info().broker.clone().unwrap_or_default();
-                    diag(self.diagnostics, &format!("connected to {broker}"));
-                    self.outage_reported = false;
-                }
-                self.ever_connected = true;
-                self.failures = 0;
-            }
-            Ev::Mqtt(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                if let Some(t) = self.unassigned.pop_front() {
-                    self.inflight.insert(pkid, t);
-                }
-            }
-            Ev::Mqtt(Event::Incoming(Packet::PubAck(ack))) => {
-                if let Some(t) = self.inflight.remove(&ack.pkid) {
-                    self.settle(t, reason_code(&ack.reason));
-                }
-            }
-            Ev::Mqtt(Event::Incoming(Packet::Disconnect(d))) => {
-                self.shared
-                    .set_last_error(format!("the broker disconnected us: {:?}", d.reason_code));
-            }
-            Ev::Mqtt(_) => {}
-            Ev::Down(err) => self.connection_lost(err),
+    /// Settles acknowledged records; returns the error when the broker disconnected us.
+    fn handle(&mut self, incoming: &mut Vec<Incoming>) -> Option<SessionError> {
+        if incoming.is_empty() {
+            return None;
         }
+        let mut lost = None;
+        for inc in incoming.drain(..) {
+            match inc {
+                Incoming::PubAck { pkid, code } => {
+                    if let Some(t) = self.ledger.ack(pkid) {
+                        self.settle(t, code);
+                    }
+                }
+                Incoming::Disconnect { code, reason } => {
+                    let mut msg = format!(
+                        "the broker disconnected us: 0x{code:02x} {}",
+                        reason_name(code)
+                    );
+                    if let Some(r) = reason {
+                        msg.push_str(&format!(" ({r})"));
+                    }
+                    lost = Some(SessionError::Protocol(msg));
+                }
+            }
+        }
+        self.shared
+            .settled_low
+            .store(self.settlements.low(), Ordering::SeqCst);
+        self.shared.notify_progress();
+        lost
     }
 
-    fn connection_lost(&mut self, err: ConnectionError) {
-        let was_connected = self.connected;
-        self.connected = false;
+    fn connection_lost(&mut self, err: &SessionError, was_connected: bool) {
         self.shared.connected.store(false, Ordering::SeqCst);
-        if let ConnectionError::MqttState(StateError::OutgoingPacketTooLarge { pkt_size, max }) =
-            &err
-        {
-            // The record being written when this happened can never be sent: fail it rather
-            // than reconnect for it forever.
-            if let Some(t) = self.unassigned.pop_front() {
-                let msg = format!(
-                    "a record of {pkt_size} bytes is larger than the broker's maximum packet \
-                     size {max}; it was not sent"
-                );
-                diag(self.diagnostics, &msg);
-                self.shared.set_last_error(msg);
-                self.fail(t);
-            }
-        }
-        // Everything handed to rumqttc is forgotten by it on reconnect: take it all back.
-        let mut back: Vec<Tracked> = self.unassigned.drain(..).collect();
-        back.extend(self.inflight.drain().map(|(_, t)| t));
-        back.extend(self.retry.drain(..));
-        back.sort_by_key(|t| t.ord);
-        self.retry = back.into();
-
-        let broker = self.shared.info().broker.clone().unwrap_or_default();
+        self.ledger.connection_lost();
+        let broker = format!("{}:{}", self.host, self.port);
         let msg = if was_connected {
             format!("lost the connection to {broker}: {err}; reconnecting")
         } else {
@@ -388,10 +393,6 @@ impl Worker {
         }
         self.shared.set_last_error(msg);
         self.shared.notify_progress();
-        let delay = self.next_delay();
-        // The eventloop task waits for this before it reconnects, so nothing handed to rumqttc
-        // before this point survives into the new connection twice.
-        let _ = self.go.send(delay);
     }
 
     fn next_delay(&mut self) -> Duration {
@@ -430,33 +431,15 @@ impl Worker {
             }
             info.last_error = Some(msg);
         }
-        self.mark_settled(index);
+        self.settlements.settle(index);
     }
 
     fn fail(&mut self, t: Tracked) {
         if let Some(index) = t.index {
             self.shared.failed.fetch_add(1, Ordering::SeqCst);
-            self.mark_settled(index);
+            let low = self.settlements.settle(index);
+            self.shared.settled_low.store(low, Ordering::SeqCst);
         }
-    }
-
-    fn mark_settled(&mut self, index: u64) {
-        let Some(offset) = index.checked_sub(self.settled_base) else {
-            return;
-        };
-        if let Some(flag) = usize::try_from(offset)
-            .ok()
-            .and_then(|o| self.unsettled.get_mut(o))
-        {
-            *flag = true;
-        }
-        while self.unsettled.front() == Some(&true) {
-            self.unsettled.pop_front();
-            self.settled_base += 1;
-        }
-        self.shared
-            .settled_low
-            .store(self.settled_base, Ordering::SeqCst);
     }
 
     /// Once a second at most: one Warning record saying how many records the full queue dropped.
@@ -473,7 +456,7 @@ impl Worker {
         }
         let delta = dropped - self.drops_reported;
         self.drops_reported = dropped;
-        self.last_drop_report = Some(Instant::now());
+        self.last_drop_report = Some(StdInstant::now());
         let msg = format!(
             "kepmlog dropped {delta} record(s) because its queue (capacity {}) was full \
              ({dropped} in total); raise the queue capacity or use the blocking overflow mode",
@@ -484,27 +467,15 @@ impl Worker {
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
         {
             diag(self.diagnostics, &msg);
-            self.last_drop_stderr = Some(Instant::now());
+            self.last_drop_stderr = Some(StdInstant::now());
         }
         self.push_internal(Level::Warning, &msg);
     }
 
-    /// Disconnects politely when connected; counts what was never delivered as failed.
-    async fn finish(&mut self) {
-        if self.connected && self.client.try_disconnect().is_ok() {
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
-            while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
-                match ev {
-                    Ev::Mqtt(Event::Outgoing(Outgoing::Disconnect)) | Ev::Down(_) => break,
-                    other => self.handle(other),
-                }
-            }
-        }
-        let mut left: Vec<Tracked> = self.unassigned.drain(..).collect();
-        left.extend(self.inflight.drain().map(|(_, t)| t));
-        left.extend(self.retry.drain(..));
+    /// Counts what was never delivered as failed.
+    fn finish(&mut self) {
         let mut failed = 0;
-        for t in left {
+        for t in self.ledger.take_all() {
             if t.index.is_some() {
                 failed += 1;
             }
@@ -526,71 +497,5 @@ fn fail_rest(rx: &Receiver<Item>, shared: &Shared, already: u64, diagnostics: bo
             diagnostics,
             &format!("shut down with {total} record(s) not delivered (last error: {last})"),
         );
-    }
-}
-
-/// Polls the event loop forever; after an error, waits for the worker's go (with the delay
-/// to wait) and purges what rumqttc kept from the old connection before reconnecting.
-async fn drive(
-    mut eventloop: EventLoop,
-    events: mpsc::UnboundedSender<Ev>,
-    mut go: mpsc::UnboundedReceiver<Duration>,
-) {
-    loop {
-        match eventloop.poll().await {
-            Ok(ev) => {
-                if events.send(Ev::Mqtt(ev)).is_err() {
-                    return;
-                }
-            }
-            Err(err) => {
-                // Acks read just before the connection broke are still queued in rumqttc's
-                // state: hand them over first, so that only really unacknowledged records are
-                // published again.
-                for ev in eventloop.state.events.drain(..) {
-                    if events.send(Ev::Mqtt(ev)).is_err() {
-                        return;
-                    }
-                }
-                if events.send(Ev::Down(err)).is_err() {
-                    return;
-                }
-                let Some(delay) = go.recv().await else {
-                    return;
-                };
-                eventloop.clean();
-                eventloop.pending.clear();
-                eventloop.state.events.clear();
-                eventloop.state.collision = None;
-                tokio::time::sleep(delay).await;
-            }
-        }
-    }
-}
-
-fn reason_code(reason: &PubAckReason) -> u8 {
-    match reason {
-        PubAckReason::Success => 0x00,
-        PubAckReason::NoMatchingSubscribers => 0x10,
-        PubAckReason::UnspecifiedError => 0x80,
-        PubAckReason::ImplementationSpecificError => 0x83,
-        PubAckReason::NotAuthorized => 0x87,
-        PubAckReason::TopicNameInvalid => 0x90,
-        PubAckReason::PacketIdentifierInUse => 0x91,
-        PubAckReason::QuotaExceeded => 0x97,
-        PubAckReason::PayloadFormatInvalid => 0x99,
-    }
-}
-
-fn reason_name(code: u8) -> &'static str {
-    match code {
-        0x80 => "Unspecified error",
-        0x83 => "Implementation specific error",
-        0x87 => "Not authorized",
-        0x90 => "Topic name invalid",
-        0x91 => "Packet identifier in use",
-        0x97 => "Quota exceeded",
-        0x99 => "Payload format invalid",
-        _ => "refused",
     }
 }

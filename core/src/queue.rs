@@ -1,0 +1,199 @@
+//! The bounded queue between the callers and the worker: what a queued publish is, the
+//! counters both sides share, the reservations flush waits for, and the bookkeeping of which
+//! queue positions are settled.
+//!
+//! A record takes a queue position when a caller's send succeeds (`reserved` counts them);
+//! the worker settles positions in any order (acknowledged, denied, failed) and publishes the
+//! lowest position not yet settled (`settled_low`). `flush` waits until `settled_low` reaches
+//! the reservation count it saw when it was called.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// A queued publish: the payload is final, built on the caller's thread.
+pub(crate) struct Item {
+    pub kind: Kind,
+    pub payload: Bytes,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Log,
+    Event,
+}
+
+/// State shared by the callers and the worker.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// Incremented before every send attempt and decremented when it fails, so it is never
+    /// below the number of queue positions taken: what flush waits for.
+    pub reserved: AtomicU64,
+    pub dropped: AtomicU64,
+    pub delivered: AtomicU64,
+    pub denied: AtomicU64,
+    pub failed: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub connected: AtomicBool,
+    /// Every accepted record whose queue position is below this is settled.
+    pub settled_low: AtomicU64,
+    /// Set by the worker when it waits with room for more records; a caller that sees it
+    /// wakes the worker, so a busy worker costs the callers no notification.
+    pub worker_idle: AtomicBool,
+    pub stop: AtomicBool,
+    pub wake: tokio::sync::Notify,
+    pub info: Mutex<Info>,
+    /// Threads in `wait_until`: progress is signalled only when someone waits.
+    waiters: AtomicUsize,
+    progress: Mutex<()>,
+    progress_cv: Condvar,
+}
+
+#[derive(Default)]
+pub(crate) struct Info {
+    pub last_error: Option<String>,
+    pub broker: Option<String>,
+    pub denied_topics: Vec<String>,
+    pub done: bool,
+}
+
+impl Shared {
+    pub fn info(&self) -> MutexGuard<'_, Info> {
+        // The lock guards plain data; a panic while holding it leaves nothing half-done.
+        self.info.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_last_error(&self, e: impl Into<String>) {
+        self.info().last_error = Some(e.into());
+    }
+
+    /// Wakes flush and shutdown waiters after progress (a no-op when nobody waits).
+    pub fn notify_progress(&self) {
+        // Pairs with the increment in `wait_until`: either the waiter sees the progress
+        // made before this call, or this sees the waiter.
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let _g = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        self.progress_cv.notify_all();
+    }
+
+    pub fn wake_worker(&self) {
+        // Pairs with the worker's fence after it sets `worker_idle`: either it sees our record
+        // or we see it idle and wake it.
+        fence(Ordering::SeqCst);
+        if self.worker_idle.load(Ordering::Relaxed)
+            && self.worker_idle.swap(false, Ordering::SeqCst)
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Waits on progress notifications until `done()` or the deadline; returns `done()`.
+    pub fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut guard = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        let result = loop {
+            if done() {
+                break true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break false;
+            }
+            // Woken by progress; the cap bounds the wait should a notification race the check.
+            let wait = (deadline - now).min(Duration::from_millis(100));
+            guard = match self.progress_cv.wait_timeout(guard, wait) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        };
+        drop(guard);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Waits until every queue position below `target` is settled, the worker is done, or the
+    /// deadline passes. Returns how many are still unsettled.
+    ///
+    /// `target` was read from `reserved` at the call; a send in progress then that has failed
+    /// since gave its reservation back, so the target follows `reserved` down (`reserved`
+    /// never drops below the positions taken).
+    pub fn wait_settled(&self, target: u64, deadline: Instant) -> u64 {
+        let unsettled = || {
+            let target = target.min(self.reserved.load(Ordering::SeqCst));
+            target.saturating_sub(self.settled_low.load(Ordering::SeqCst))
+        };
+        self.wait_until(deadline, || unsettled() == 0 || self.info().done);
+        unsettled()
+    }
+}
+
+/// The worker's account of queue positions: which of those taken from the queue are settled.
+/// Positions settle out of order (a denial, a failure, acks after a replay); `low()` only
+/// moves over a contiguous settled prefix.
+#[derive(Debug, Default)]
+pub(crate) struct Settlements {
+    /// Position of the next record taken from the queue.
+    next: u64,
+    /// Settled flags of the positions from `low` on.
+    flags: VecDeque<bool>,
+    low: u64,
+}
+
+impl Settlements {
+    /// Gives the next record taken from the queue its position.
+    pub fn take(&mut self) -> u64 {
+        let index = self.next;
+        self.next += 1;
+        self.flags.push_back(false);
+        index
+    }
+
+    /// The lowest position not yet settled.
+    pub fn low(&self) -> u64 {
+        self.low
+    }
+
+    /// Marks a position settled; returns the new lowest unsettled position.
+    pub fn settle(&mut self, index: u64) -> u64 {
+        if let Some(flag) = index
+            .checked_sub(self.low)
+            .and_then(|o| usize::try_from(o).ok())
+            .and_then(|o| self.flags.get_mut(o))
+        {
+            *flag = true;
+        }
+        while self.flags.front() == Some(&true) {
+            self.flags.pop_front();
+            self.low += 1;
+        }
+        self.low
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn low_moves_over_contiguous_settled_positions_only() {
+        let mut s = Settlements::default();
+        let a = s.take();
+        let b = s.take();
+        let c = s.take();
+        assert_eq!(s.settle(b), 0);
+        assert_eq!(s.settle(c), 0);
+        assert_eq!(s.settle(a), 3);
+        // Settling twice or settling an unknown position changes nothing.
+        assert_eq!(s.settle(a), 3);
+        assert_eq!(s.settle(99), 3);
+        let d = s.take();
+        assert_eq!(d, 3);
+        assert_eq!(s.settle(d), 4);
+    }
+}

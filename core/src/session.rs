@@ -1,0 +1,628 @@
+//! A publish-only MQTT v5 session over TLS, owned by the worker.
+//!
+//! rustls drives TLS directly over tokio's `TcpStream` rather than through a stream wrapper:
+//! the session must read PUBACKs while a large batch is still being written, and it wants
+//! every PUBLISH of a batch encrypted into as few TLS records and written with as few
+//! syscalls as possible. With the connection in hand it does exactly that: publishes are
+//! encoded into one plaintext buffer, handed to rustls at once, and written with vectored
+//! writes as the socket accepts them; each read takes every TLS record available and yields
+//! every PUBACK in them. rumqttc's `v5::mqttbytes` (with rumqttc's network features off)
+//! encodes and decodes the packets.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rumqttc::v5::mqttbytes::v5::{
+    ConnAck, Connect, ConnectProperties, ConnectReturnCode, Disconnect, DisconnectReasonCode,
+    Packet, PingReq, PubAckReason, Publish,
+};
+use rumqttc::v5::mqttbytes::{Error as CodecError, QoS};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Largest packet the session accepts from the broker (it only expects acks, pings and a
+/// DISCONNECT with a reason string).
+const MAX_INCOMING: u32 = 64 * 1024;
+/// Encoded publishes wait in the plaintext buffer up to this size before rustls takes them;
+/// more waits in the queue, so memory stays bounded while the socket is slow.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// What the broker granted in CONNACK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Publishes the broker takes unacknowledged at once (MQTT default 65,535).
+    pub receive_maximum: u16,
+    /// Largest packet the broker accepts, if it said.
+    pub max_packet_size: Option<u32>,
+    /// Keep alive in force (the broker's Server Keep Alive when it sent one); zero: none.
+    pub keep_alive: Duration,
+}
+
+/// What the broker sent that the worker acts on.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Incoming {
+    PubAck { pkid: u16, code: u8 },
+    Disconnect { code: u8, reason: Option<String> },
+}
+
+/// Why `drive` returned.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Packets were read (possibly none, e.g. after a PINGRESP).
+    Read,
+    /// The `wake` notification fired.
+    Woken,
+    /// The deadline passed.
+    Deadline,
+}
+
+#[derive(Debug)]
+pub(crate) enum SessionError {
+    /// TCP connect, read or write failed.
+    Io(io::Error),
+    Tls(rustls::Error),
+    /// CONNACK with a failure reason code.
+    Refused {
+        code: u8,
+        reason: Option<String>,
+    },
+    /// The broker broke the protocol (or sent what this session cannot read).
+    Protocol(String),
+    /// The peer closed the connection.
+    Closed,
+    Timeout(&'static str),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Io(e) => write!(f, "{e}"),
+            SessionError::Tls(e) => write!(f, "TLS: {e}"),
+            SessionError::Refused { code, reason } => {
+                write!(
+                    f,
+                    "the broker refused the connection: CONNACK 0x{code:02x} {}",
+                    reason_name(*code)
+                )?;
+                if let Some(r) = reason {
+                    write!(f, " ({r})")?;
+                }
+                if *code == 0x87 || *code == 0x85 {
+                    write!(
+                        f,
+                        "; the agent lets only the processes it started connect, with a \
+                         client id {{KEEPER_JOB_ID}}_{{token}}_{{pid}}"
+                    )?;
+                }
+                Ok(())
+            }
+            SessionError::Protocol(m) => write!(f, "MQTT protocol error: {m}"),
+            SessionError::Closed => write!(f, "the broker closed the connection"),
+            SessionError::Timeout(what) => write!(f, "timed out {what}"),
+        }
+    }
+}
+
+impl From<io::Error> for SessionError {
+    fn from(e: io::Error) -> Self {
+        SessionError::Io(e)
+    }
+}
+
+impl From<rustls::Error> for SessionError {
+    fn from(e: rustls::Error) -> Self {
+        SessionError::Tls(e)
+    }
+}
+
+/// The publish is larger than the broker's Maximum Packet Size: it can never be sent.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TooLarge {
+    pub size: usize,
+    pub max: u32,
+}
+
+pub(crate) struct Session {
+    sock: TcpStream,
+    tls: ClientConnection,
+    /// Decrypted bytes not yet parsed into packets.
+    rbuf: BytesMut,
+    /// Encoded packets not yet handed to rustls.
+    wbuf: BytesMut,
+    limits: Limits,
+    last_sent: Instant,
+    ping_sent: Option<Instant>,
+    /// CONNACK accepted: from now on `drive` parses what it reads.
+    established: bool,
+}
+
+/// `io::Read`/`io::Write` over a non-blocking tokio socket, for rustls: `WouldBlock` when the
+/// socket is not ready (and tokio's readiness is cleared, so the next `readable()` waits).
+struct Nonblocking<'a>(&'a TcpStream);
+
+impl Read for Nonblocking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for Nonblocking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Session {
+    /// TCP connect, TLS handshake, CONNECT (clean start) and CONNACK, all within `timeout`.
+    pub async fn connect(
+        host: &str,
+        port: u16,
+        tls: Arc<ClientConfig>,
+        client_id: &str,
+        keep_alive: Duration,
+        timeout: Duration,
+    ) -> Result<Session, SessionError> {
+        match tokio::time::timeout(
+            timeout,
+            Self::connect_inner(host, port, tls, client_id, keep_alive),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(SessionError::Timeout(
+                "connecting (TCP, TLS, CONNECT/CONNACK)",
+            )),
+        }
+    }
+
+    async fn connect_inner(
+        host: &str,
+        port: u16,
+        tls: Arc<ClientConfig>,
+        client_id: &str,
+        keep_alive: Duration,
+    ) -> Result<Session, SessionError> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let sock = TcpStream::connect((bare, port)).await?;
+        // Acks and lone records must not wait for Nagle.
+        sock.set_nodelay(true)?;
+        let name = ServerName::try_from(bare.to_string())
+            .map_err(|e| SessionError::Protocol(format!("{host:?} is not a host name: {e}")))?;
+        let mut conn = ClientConnection::new(tls, name)?;
+        // The session bounds what it hands over itself (WRITE_BUFFER and the window).
+        conn.set_buffer_limit(None);
+        let mut s = Session {
+            sock,
+            tls: conn,
+            rbuf: BytesMut::with_capacity(8 * 1024),
+            wbuf: BytesMut::with_capacity(64 * 1024),
+            limits: Limits {
+                receive_maximum: u16::MAX,
+                max_packet_size: None,
+                keep_alive,
+            },
+            last_sent: Instant::now(),
+            ping_sent: None,
+            established: false,
+        };
+        s.handshake().await?;
+
+        let mut props = ConnectProperties::new();
+        props.max_packet_size = Some(MAX_INCOMING);
+        let connect = Connect {
+            keep_alive: u16::try_from(keep_alive.as_secs()).unwrap_or(u16::MAX),
+            client_id: client_id.to_string(),
+            clean_start: true,
+            properties: Some(props),
+        };
+        Packet::Connect(connect, None, None)
+            .write(&mut s.wbuf, None)
+            .map_err(|e| SessionError::Protocol(format!("encoding CONNECT: {e}")))?;
+        let mut incoming = Vec::new();
+        let connack = loop {
+            s.drive(
+                None,
+                Instant::now() + Duration::from_secs(3600),
+                &mut incoming,
+            )
+            .await?;
+            if let Some(ack) = s.take_connack()? {
+                break ack;
+            }
+        };
+        s.accept_connack(connack, keep_alive)?;
+        Ok(s)
+    }
+
+    async fn handshake(&mut self) -> Result<(), SessionError> {
+        while self.tls.is_handshaking() {
+            if self.tls.wants_write() {
+                self.write_tls().await?;
+                continue;
+            }
+            self.sock.readable().await?;
+            self.read_tls()?;
+        }
+        // The client's Finished may still be buffered.
+        while self.tls.wants_write() {
+            self.write_tls().await?;
+        }
+        Ok(())
+    }
+
+    /// The first packet after CONNECT must be CONNACK; reads it once enough bytes are there.
+    fn take_connack(&mut self) -> Result<Option<ConnAck>, SessionError> {
+        if self.rbuf.is_empty() {
+            return Ok(None);
+        }
+        match Packet::read(&mut self.rbuf, Some(MAX_INCOMING)) {
+            Ok(Packet::ConnAck(ack)) => Ok(Some(ack)),
+            Ok(Packet::Disconnect(d)) => Err(SessionError::Refused {
+                code: d.reason_code as u8,
+                reason: d.properties.and_then(|p| p.reason_string),
+            }),
+            Ok(other) => Err(SessionError::Protocol(format!(
+                "expected CONNACK, got {other:?}"
+            ))),
+            Err(CodecError::InsufficientBytes(_)) => Ok(None),
+            Err(e) => Err(SessionError::Protocol(format!("reading CONNACK: {e}"))),
+        }
+    }
+
+    fn accept_connack(&mut self, ack: ConnAck, keep_alive: Duration) -> Result<(), SessionError> {
+        let code = connack_code(ack.code);
+        let props = ack.properties;
+        if code != 0 {
+            return Err(SessionError::Refused {
+                code,
+                reason: props.and_then(|p| p.reason_string),
+            });
+        }
+        let (receive_max, max_packet_size, server_keep_alive) = props
+            .map(|p| (p.receive_max, p.max_packet_size, p.server_keep_alive))
+            .unwrap_or((None, None, None));
+        self.limits = Limits {
+            receive_maximum: match receive_max {
+                Some(0) | None => u16::MAX,
+                Some(n) => n,
+            },
+            max_packet_size,
+            keep_alive: server_keep_alive
+                .map(|s| Duration::from_secs(u64::from(s)))
+                .unwrap_or(keep_alive),
+        };
+        self.established = true;
+        Ok(())
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// True while the plaintext buffer takes more publishes.
+    pub fn has_write_room(&self) -> bool {
+        self.wbuf.len() < WRITE_BUFFER
+    }
+
+    /// Encodes one QoS 1 PUBLISH into the batch `drive` writes next.
+    pub fn publish(&mut self, topic: &Bytes, pkid: u16, payload: &Bytes) -> Result<(), TooLarge> {
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: topic.clone(),
+            pkid,
+            payload: payload.clone(),
+            properties: None,
+        };
+        if let Some(max) = self.limits.max_packet_size {
+            let size = publish.size();
+            if size > max as usize {
+                return Err(TooLarge { size, max });
+            }
+        }
+        // Writing into a BytesMut cannot fail but for a payload beyond MQTT's 256 MB, which
+        // the record and event size caps rule out.
+        if publish.write(&mut self.wbuf).is_err() {
+            return Err(TooLarge {
+                size: publish.size(),
+                max: u32::MAX,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered, then waits until the broker sends something (every packet
+    /// available is appended to `out`), `wake` fires, or the deadline passes. Writing goes
+    /// on while waiting, so a large batch never stops acks from being read.
+    pub async fn drive(
+        &mut self,
+        wake: Option<&Notify>,
+        deadline: Instant,
+        out: &mut Vec<Incoming>,
+    ) -> Result<Wake, SessionError> {
+        if !self.wbuf.is_empty() {
+            // rustls takes all of it (no buffer limit); it seals records of up to 16 KiB.
+            self.tls.writer().write_all(&self.wbuf)?;
+            self.wbuf.clear();
+            self.last_sent = Instant::now();
+        }
+        loop {
+            if self.tls.wants_write() {
+                match self.tls.write_tls(&mut Nonblocking(&self.sock)) {
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let wants_write = self.tls.wants_write();
+            tokio::select! {
+                biased;
+                r = self.sock.readable() => {
+                    r?;
+                    if self.read_tls()? {
+                        if self.established {
+                            self.parse(out)?;
+                        }
+                        return Ok(Wake::Read);
+                    }
+                }
+                r = self.sock.writable(), if wants_write => { r?; }
+                _ = notified(wake) => return Ok(Wake::Woken),
+                _ = tokio::time::sleep_until(deadline) => return Ok(Wake::Deadline),
+            }
+        }
+    }
+
+    /// Reads every TLS record the socket has; true when plaintext arrived (or the handshake
+    /// moved on). `WouldBlock` with nothing read is `false`.
+    fn read_tls(&mut self) -> Result<bool, SessionError> {
+        let mut progressed = false;
+        loop {
+            match self.tls.read_tls(&mut Nonblocking(&self.sock)) {
+                Ok(0) => {
+                    self.drain_plaintext()?;
+                    return Err(SessionError::Closed);
+                }
+                Ok(_) => {
+                    self.tls.process_new_packets()?;
+                    self.drain_plaintext()?;
+                    progressed = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(progressed),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn drain_plaintext(&mut self) -> Result<(), SessionError> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match self.tls.reader().read(&mut chunk) {
+                Ok(0) => return Err(SessionError::Closed),
+                Ok(n) => self.rbuf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(SessionError::Closed)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Parses every complete packet after the CONNACK.
+    fn parse(&mut self, out: &mut Vec<Incoming>) -> Result<(), SessionError> {
+        loop {
+            if self.rbuf.is_empty() {
+                return Ok(());
+            }
+            match Packet::read(&mut self.rbuf, Some(MAX_INCOMING)) {
+                Ok(Packet::PubAck(ack)) => out.push(Incoming::PubAck {
+                    pkid: ack.pkid,
+                    code: puback_code(ack.reason),
+                }),
+                Ok(Packet::PingResp(_)) => self.ping_sent = None,
+                Ok(Packet::Disconnect(d)) => out.push(Incoming::Disconnect {
+                    code: d.reason_code as u8,
+                    reason: d.properties.and_then(|p| p.reason_string),
+                }),
+                Ok(other) => {
+                    return Err(SessionError::Protocol(format!(
+                        "unexpected packet from the broker: {other:?}"
+                    )))
+                }
+                Err(CodecError::InsufficientBytes(_)) => return Ok(()),
+                Err(e) => return Err(SessionError::Protocol(format!("reading a packet: {e}"))),
+            }
+        }
+    }
+
+    /// Keep alive: a PINGREQ after half the keep-alive interval without sending; an error
+    /// when the broker leaves a PINGREQ unanswered for a whole interval. Returns when to call
+    /// again at the latest.
+    pub fn keep_alive(&mut self, now: Instant) -> Result<Option<Instant>, SessionError> {
+        let interval = self.limits.keep_alive;
+        if interval.is_zero() {
+            return Ok(None);
+        }
+        if let Some(sent) = self.ping_sent {
+            if now >= sent + interval {
+                return Err(SessionError::Timeout("waiting for PINGRESP"));
+            }
+            return Ok(Some(sent + interval));
+        }
+        let due = self.last_sent + interval / 2;
+        if now >= due {
+            // Cannot fail: a fixed two-byte packet into a BytesMut.
+            let _ = PingReq::write(&mut self.wbuf);
+            self.ping_sent = Some(now);
+            return Ok(Some(now + interval));
+        }
+        Ok(Some(due))
+    }
+
+    /// True when encoded packets wait to be written (the caller should `drive`).
+    pub fn has_pending_writes(&self) -> bool {
+        !self.wbuf.is_empty() || self.tls.wants_write()
+    }
+
+    /// DISCONNECT (normal), close_notify, and a bounded wait for it to be written.
+    pub async fn disconnect(mut self, timeout: Duration) {
+        let _ = Packet::Disconnect(Disconnect::new(DisconnectReasonCode::NormalDisconnection))
+            .write(&mut self.wbuf, None);
+        let _ = self.tls.writer().write_all(&self.wbuf);
+        self.wbuf.clear();
+        self.tls.send_close_notify();
+        let deadline = Instant::now() + timeout;
+        while self.tls.wants_write() && Instant::now() < deadline {
+            match self.tls.write_tls(&mut Nonblocking(&self.sock)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let _ = tokio::time::timeout_at(deadline, self.sock.writable()).await;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    async fn write_tls(&mut self) -> Result<(), SessionError> {
+        loop {
+            match self.tls.write_tls(&mut Nonblocking(&self.sock)) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.sock.writable().await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+async fn notified(wake: Option<&Notify>) {
+    match wake {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn puback_code(reason: PubAckReason) -> u8 {
+    match reason {
+        PubAckReason::Success => 0x00,
+        PubAckReason::NoMatchingSubscribers => 0x10,
+        PubAckReason::UnspecifiedError => 0x80,
+        PubAckReason::ImplementationSpecificError => 0x83,
+        PubAckReason::NotAuthorized => 0x87,
+        PubAckReason::TopicNameInvalid => 0x90,
+        PubAckReason::PacketIdentifierInUse => 0x91,
+        PubAckReason::QuotaExceeded => 0x97,
+        PubAckReason::PayloadFormatInvalid => 0x99,
+    }
+}
+
+/// MQTT v5 CONNACK reason codes (the codec folds v3 and v5 codes into one enum).
+fn connack_code(code: ConnectReturnCode) -> u8 {
+    use ConnectReturnCode as C;
+    match code {
+        C::Success => 0x00,
+        C::RefusedProtocolVersion => 0x01,
+        C::BadClientId => 0x02,
+        C::ServiceUnavailable => 0x03,
+        C::UnspecifiedError => 0x80,
+        C::MalformedPacket => 0x81,
+        C::ProtocolError => 0x82,
+        C::ImplementationSpecificError => 0x83,
+        C::UnsupportedProtocolVersion => 0x84,
+        C::ClientIdentifierNotValid => 0x85,
+        C::BadUserNamePassword => 0x86,
+        C::NotAuthorized => 0x87,
+        C::ServerUnavailable => 0x88,
+        C::ServerBusy => 0x89,
+        C::Banned => 0x8A,
+        C::BadAuthenticationMethod => 0x8C,
+        C::TopicNameInvalid => 0x90,
+        C::PacketTooLarge => 0x95,
+        C::QuotaExceeded => 0x97,
+        C::PayloadFormatInvalid => 0x99,
+        C::RetainNotSupported => 0x9A,
+        C::QoSNotSupported => 0x9B,
+        C::UseAnotherServer => 0x9C,
+        C::ServerMoved => 0x9D,
+        C::ConnectionRateExceeded => 0x9F,
+    }
+}
+
+/// Names of the MQTT v5 reason codes a publisher can meet (CONNACK, PUBACK, DISCONNECT).
+pub(crate) fn reason_name(code: u8) -> &'static str {
+    match code {
+        0x00 => "Success",
+        0x10 => "No matching subscribers",
+        0x80 => "Unspecified error",
+        0x81 => "Malformed packet",
+        0x82 => "Protocol error",
+        0x83 => "Implementation specific error",
+        0x84 => "Unsupported protocol version",
+        0x85 => "Client identifier not valid",
+        0x86 => "Bad user name or password",
+        0x87 => "Not authorized",
+        0x88 => "Server unavailable",
+        0x89 => "Server busy",
+        0x8A => "Banned",
+        0x8B => "Server shutting down",
+        0x8C => "Bad authentication method",
+        0x8D => "Keep alive timeout",
+        0x8E => "Session taken over",
+        0x90 => "Topic name invalid",
+        0x91 => "Packet identifier in use",
+        0x93 => "Receive maximum exceeded",
+        0x95 => "Packet too large",
+        0x97 => "Quota exceeded",
+        0x99 => "Payload format invalid",
+        0x9A => "Retain not supported",
+        0x9B => "QoS not supported",
+        0x9C => "Use another server",
+        0x9D => "Server moved",
+        0x9F => "Connection rate exceeded",
+        _ => "refused",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_the_reason() {
+        let e = SessionError::Refused {
+            code: 0x87,
+            reason: None,
+        };
+        let text = e.to_string();
+        assert!(text.contains("0x87 Not authorized"), "{text}");
+        assert!(text.contains("KEEPER_JOB_ID"), "{text}");
+        let e = SessionError::Refused {
+            code: 0x89,
+            reason: Some("try later".into()),
+        };
+        assert!(e.to_string().contains("Server busy (try later)"));
+    }
+
+    #[test]
+    fn connack_codes_are_the_v5_values() {
+        assert_eq!(connack_code(ConnectReturnCode::Success), 0);
+        assert_eq!(connack_code(ConnectReturnCode::NotAuthorized), 0x87);
+        assert_eq!(connack_code(ConnectReturnCode::Banned), 0x8A);
+        assert_eq!(puback_code(PubAckReason::NoMatchingSubscribers), 0x10);
+    }
+}
