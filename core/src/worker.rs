@@ -176,7 +176,7 @@ struct Worker {
 
 /// How a connected session ended.
 enum End {
-    Stop(Session),
+    Stop(Box<Session>),
     Lost(SessionError),
 }
 
@@ -245,7 +245,7 @@ impl Worker {
         let mut next_keep_alive = None;
         loop {
             if self.stopping() {
-                return End::Stop(session);
+                return End::Stop(Box::new(session));
             }
             self.report_drops();
             self.fill(&mut session);
