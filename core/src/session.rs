@@ -140,6 +140,9 @@ pub(crate) struct Session {
     ping_sent: Option<Instant>,
     /// CONNACK accepted: from now on `drive` parses what it reads.
     established: bool,
+    /// The broker closed its side; what it sent before is still parsed (a refusing CONNACK
+    /// usually arrives together with the close).
+    peer_closed: bool,
 }
 
 /// `io::Read`/`io::Write` over a non-blocking tokio socket, for rustls: `WouldBlock` when the
@@ -216,6 +219,7 @@ impl Session {
             last_sent: Instant::now(),
             ping_sent: None,
             established: false,
+            peer_closed: false,
         };
         s.handshake().await?;
 
@@ -254,6 +258,9 @@ impl Session {
             }
             self.sock.readable().await?;
             self.read_tls()?;
+            if self.peer_closed {
+                return Err(SessionError::Closed);
+            }
         }
         // The client's Finished may still be buffered.
         while self.tls.wants_write() {
@@ -360,6 +367,9 @@ impl Session {
             self.last_sent = Instant::now();
         }
         loop {
+            if self.peer_closed {
+                return Err(SessionError::Closed);
+            }
             if self.tls.wants_write() {
                 match self.tls.write_tls(&mut Nonblocking(&self.sock)) {
                     Ok(_) => continue,
@@ -386,15 +396,18 @@ impl Session {
         }
     }
 
-    /// Reads every TLS record the socket has; true when plaintext arrived (or the handshake
-    /// moved on). `WouldBlock` with nothing read is `false`.
+    /// Reads every TLS record the socket has; true when TLS records arrived. `WouldBlock` with
+    /// nothing read is `false`; so is the peer's close with nothing before it (`peer_closed`).
     fn read_tls(&mut self) -> Result<bool, SessionError> {
         let mut progressed = false;
         loop {
+            if self.peer_closed {
+                return Ok(progressed);
+            }
             match self.tls.read_tls(&mut Nonblocking(&self.sock)) {
                 Ok(0) => {
-                    self.drain_plaintext()?;
-                    return Err(SessionError::Closed);
+                    self.peer_closed = true;
+                    return Ok(progressed);
                 }
                 Ok(_) => {
                     self.tls.process_new_packets()?;
@@ -411,11 +424,16 @@ impl Session {
         let mut chunk = [0u8; 16 * 1024];
         loop {
             match self.tls.reader().read(&mut chunk) {
-                Ok(0) => return Err(SessionError::Closed),
+                Ok(0) => {
+                    // close_notify
+                    self.peer_closed = true;
+                    return Ok(());
+                }
                 Ok(n) => self.rbuf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    return Err(SessionError::Closed)
+                    self.peer_closed = true;
+                    return Ok(());
                 }
                 Err(e) => return Err(e.into()),
             }

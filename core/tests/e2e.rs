@@ -9,53 +9,8 @@ use kepm_devagent::{Config, DevAgent, PlainBroker, SettingsMode};
 use kepmlog::{Error, Level, Logger, Options, Overflow};
 use serde_json::Value;
 
-const LONG: Duration = Duration::from_secs(60);
-
-fn agent() -> DevAgent {
-    DevAgent::start(Config::default()).expect("devagent start (is mosquitto installed?)")
-}
-
-fn agent_with(cfg: Config) -> DevAgent {
-    DevAgent::start(cfg).expect("devagent start")
-}
-
-/// Options of a job tool started by this agent: explicit job id and token, no process args.
-fn opts(agent: &DevAgent, job: &str) -> Options {
-    Options::new("E2ETool")
-        .job_id(job)
-        .token("e2e")
-        .api_base(agent.api_base())
-        .args(Vec::<String>::new())
-}
-
-fn payloads(agent: &DevAgent, topic: &str, n: usize) -> Vec<Value> {
-    agent
-        .wait_for_messages(topic, n, LONG)
-        .iter()
-        .map(|m| m.json().expect("payload is JSON"))
-        .collect()
-}
-
-fn messages_of(values: &[Value]) -> Vec<String> {
-    values
-        .iter()
-        .map(|v| {
-            v["MetaData"]["Message"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect()
-}
-
-fn assert_balanced(log: &Logger) {
-    let s = log.stats();
-    assert_eq!(
-        s.accepted,
-        s.delivered + s.denied + s.failed + s.pending,
-        "{s:?}"
-    );
-}
+mod common;
+use common::*;
 
 #[test]
 fn delivers_records_with_exact_shape_and_unique_ids() {

@@ -1,0 +1,56 @@
+#![allow(dead_code)] // each test file uses its own subset
+//! Helpers shared by the end-to-end test files.
+
+use std::time::Duration;
+
+use kepm_devagent::{Config, DevAgent};
+use kepmlog::{Logger, Options};
+use serde_json::Value;
+
+pub const LONG: Duration = Duration::from_secs(60);
+
+pub fn agent() -> DevAgent {
+    DevAgent::start(Config::default()).expect("devagent start (is mosquitto installed?)")
+}
+
+pub fn agent_with(cfg: Config) -> DevAgent {
+    DevAgent::start(cfg).expect("devagent start")
+}
+
+/// Options of a job tool started by this agent: explicit job id and token, no process args.
+pub fn opts(agent: &DevAgent, job: &str) -> Options {
+    Options::new("E2ETool")
+        .job_id(job)
+        .token("e2e")
+        .api_base(agent.api_base())
+        .args(Vec::<String>::new())
+}
+
+pub fn payloads(agent: &DevAgent, topic: &str, n: usize) -> Vec<Value> {
+    agent
+        .wait_for_messages(topic, n, LONG)
+        .iter()
+        .map(|m| m.json().expect("payload is JSON"))
+        .collect()
+}
+
+pub fn messages_of(values: &[Value]) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| {
+            v["MetaData"]["Message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+pub fn assert_balanced(log: &Logger) {
+    let s = log.stats();
+    assert_eq!(
+        s.accepted,
+        s.delivered + s.denied + s.failed + s.pending,
+        "{s:?}"
+    );
+}

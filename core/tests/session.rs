@@ -1,0 +1,94 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! The MQTT v5 session against what a broker may grant or refuse: CONNACK refusals, a
+//! Receive Maximum of 1, a Maximum Packet Size below a record. Real Mosquitto over TLS.
+
+use std::time::{Duration, Instant};
+
+use kepm_devagent::Config;
+use kepmlog::Logger;
+
+mod common;
+use common::*;
+
+#[test]
+fn a_refused_connack_is_reported_with_its_reason_and_retried_until_accepted() {
+    let agent = agent_with(Config {
+        refuse_job_clients: true,
+        ..Config::default()
+    });
+    let log = Logger::new(opts(&agent, "refused-job").stderr_diagnostics(false)).unwrap();
+    for i in 0..50 {
+        log.info("Refused", &format!("r {i}")).unwrap();
+    }
+    // The refusal is visible while it lasts, with its reason code and name.
+    let deadline = Instant::now() + LONG;
+    let last = loop {
+        let s = log.stats();
+        let last = s.last_error.clone().unwrap_or_default();
+        if last.contains("CONNACK") {
+            break last;
+        }
+        assert!(Instant::now() < deadline, "never saw a refusal: {s:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(last.contains("0x87 Not authorized"), "{last}");
+    assert!(!log.stats().connected);
+    assert!(
+        log.flush(Duration::from_millis(300)).is_err(),
+        "nothing can be acknowledged while refused"
+    );
+    assert_eq!(agent.count_on("KeeperLogger"), 0);
+
+    agent.set_refuse_job_clients(false).unwrap();
+    log.flush(LONG).unwrap();
+    let got = messages_of(&payloads(&agent, "KeeperLogger", 50));
+    let want: Vec<String> = (0..50).map(|i| format!("r {i}")).collect();
+    assert_eq!(got, want, "every record, in order, once accepted");
+    let s = log.stats();
+    assert_eq!((s.delivered, s.failed, s.pending), (50, 0, 0), "{s:?}");
+    assert_balanced(&log);
+    log.shutdown(LONG).unwrap();
+}
+
+#[test]
+fn a_receive_maximum_of_one_still_delivers_everything_in_order() {
+    let agent = agent_with(Config {
+        receive_maximum: Some(1),
+        ..Config::default()
+    });
+    let log = Logger::new(opts(&agent, "window-one")).unwrap();
+    let n = 2_000;
+    for i in 0..n {
+        log.info("Window", &format!("w {i}")).unwrap();
+    }
+    log.flush(LONG).unwrap();
+    let got = messages_of(&payloads(&agent, "KeeperLogger", n));
+    let want: Vec<String> = (0..n).map(|i| format!("w {i}")).collect();
+    assert_eq!(got, want);
+    assert_eq!(log.stats().delivered, n as u64);
+    log.shutdown(LONG).unwrap();
+}
+
+#[test]
+fn a_record_over_the_brokers_maximum_packet_size_fails_alone_with_a_clear_error() {
+    let agent = agent_with(Config {
+        max_packet_size: Some(2_000),
+        ..Config::default()
+    });
+    let log = Logger::new(opts(&agent, "packet-cap").stderr_diagnostics(false)).unwrap();
+    log.info("Size", "before").unwrap();
+    log.info("Size", &"x".repeat(5_000)).unwrap();
+    log.info("Size", "after").unwrap();
+    // The record that can never be sent is settled as failed, so flush does not wait for it
+    // until its deadline; the failure is in the stats and names the broker's limit.
+    log.flush(LONG).unwrap();
+    let got = messages_of(&payloads(&agent, "KeeperLogger", 2));
+    assert_eq!(got, vec!["before".to_string(), "after".to_string()]);
+    let s = log.stats();
+    assert_eq!((s.delivered, s.failed, s.pending), (2, 1, 0), "{s:?}");
+    let last = s.last_error.unwrap_or_default();
+    assert!(last.contains("maximum packet size (2000 bytes)"), "{last}");
+    assert!(s.connected, "the connection stays up");
+    assert_balanced(&log);
+    log.shutdown(LONG).unwrap();
+}
