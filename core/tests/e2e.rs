@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use kepm_devagent::{Config, DevAgent, PlainBroker, SettingsMode};
+use kepm_devagent::{Config, PlainBroker, SettingsMode};
 use kepmlog::{Error, Level, Logger, Options, Overflow};
 use serde_json::Value;
 
