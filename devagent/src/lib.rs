@@ -20,6 +20,7 @@
 
 mod broker;
 mod capture;
+pub mod cmdline;
 mod error;
 mod https;
 pub mod lint;
