@@ -111,6 +111,12 @@ fn logs_reach_the_view_with_env_and_substitution() {
         "fixture-log"
     );
     assert_eq!(v["tasks"][0]["exit_code"], 0);
+    // "x y" was quoted in the arguments string: one argv element, shown quoted.
+    let argv = &v["tasks"][0]["arguments"];
+    assert_eq!(argv.as_array().map(Vec::len), Some(2), "{argv}");
+    assert_eq!(argv[1], "x y");
+    has(&r, "fixture-log --keeper-api-base=https://127.0.0.1:");
+    has(&r, " \"x y\"  [timeout 60s]");
     assert_eq!(v["tasks"][0]["env"]["KEEPER_JOB_ID"], "run-log");
     assert_eq!(v["summary"]["levels"]["Warning"], 1);
     // The client id follows {jobId}_{token}_{pid}, the token being the script's name.
