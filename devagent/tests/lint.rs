@@ -34,6 +34,8 @@ const CASES: &[(&str, &[Expected])] = &[
     ("good-os-excluded", &[]),
     ("good-events-only", &[]),
     ("good-arguments-quoted", &[]),
+    // The vendor guide's sample job, for Linux (see secrets_scanner_is_the_guide_sample).
+    ("secrets-scanner", &[]),
     ("malformed", &[(E, "json-syntax", "$")]),
     ("root-array", &[(E, "json-root", "$")]),
     ("id-mismatch", &[(E, "id-file-name", "$.id")]),
@@ -284,6 +286,25 @@ fn arguments_fixes_show_the_string_form() {
             .contains(r#""arguments": "--keeper-api-base={KeeperApiBaseUrl}""#),
         "{f}"
     );
+}
+
+#[test]
+fn secrets_scanner_is_the_guide_sample() {
+    // The vendor guide's sample job, changed only where it is Windows-specific: osFilter
+    // selects Linux, and executablePath (a Windows path to the binary in the agent's layout)
+    // is left out, since on Linux that path is where "command" resolves to anyway
+    // (tests/agent-root/Jobs/bin/SecretScanner/SecretScanner here). tests/run.rs runs it,
+    // also with executablePath set to that binary's absolute path.
+    let text = std::fs::read_to_string(dir().join("jobs/secrets-scanner.json")).expect("fixture");
+    let job: Value = serde_json::from_str(&text).expect("JSON");
+    let task = &job["tasks"][0];
+    assert_eq!(
+        task["arguments"],
+        "--scan --keeper-api-base={KeeperApiBaseUrl}"
+    );
+    assert_eq!(task["command"], "SecretScanner");
+    assert_eq!(job["osFilter"]["linux"], true);
+    assert_eq!(job["osFilter"]["windows"], false);
 }
 
 #[test]
