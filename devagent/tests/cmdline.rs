@@ -93,6 +93,17 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (r#""héllo wörld" ✓"#, &["héllo wörld", "✓"]),
+    // The example in docs/kepm-contract.md section 3.
+    (
+        r#"--keeper-api-base=https://127.0.0.1:6889 --out "C:\Program Files\X\out.txt" --label "two words""#,
+        &[
+            "--keeper-api-base=https://127.0.0.1:6889",
+            "--out",
+            r"C:\Program Files\X\out.txt",
+            "--label",
+            "two words",
+        ],
+    ),
 ];
 
 #[test]
