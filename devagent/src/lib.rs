@@ -16,10 +16,11 @@
 //!
 //! For job authors: [`lint`] checks job JSON files, [`run::run_job`] runs a job the way the
 //! agent's job runner does (binary resolution, `{KeeperApiBaseUrl}`, `KEEPER_JOB_ID`, the
-//! job's ACL, timeouts) and [`schema`] checks KeeperLogger payloads (SPEC.md section 4).
+//! job's ACL, timeouts) and [`schema`] checks KeeperLogger payloads (docs/kepm-contract.md).
 
 mod broker;
 mod capture;
+pub mod cmdline;
 mod error;
 mod https;
 pub mod lint;

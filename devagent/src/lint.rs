@@ -1,5 +1,6 @@
-//! `kepm-devagent lint`: checks a job JSON file against the rules of SPEC.md sections 1, 3,
-//! 5 and 6, the way the agent and an operator's pre-launch checklist would.
+//! `kepm-devagent lint`: checks a job JSON file against the agent's job rules
+//! (docs/kepm-contract.md sections 1, 2, 3, 7 and 8), the way the agent and an operator's
+//! pre-launch checklist would.
 //!
 //! Every [`Finding`] names the file, a JSON path (`$.tasks[0].command`), a stable rule id,
 //! whether it is an error (the agent would reject the job, or the task could not log) or a
@@ -12,10 +13,14 @@ use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
 
+use crate::cmdline;
+
 /// The topic every log record goes to; must be in `allowedPublications`.
 pub const LOG_TOPIC: &str = "KeeperLogger";
 /// What the agent substitutes in task arguments.
 pub const API_BASE_PLACEHOLDER: &str = "{KeeperApiBaseUrl}";
+/// The argument that hands a tool the agent's API base (kepmlog reads it).
+pub const API_BASE_ARGUMENT: &str = "--keeper-api-base={KeeperApiBaseUrl}";
 
 const ROOT_FIELDS: &[&str] = &[
     "id",
@@ -856,7 +861,7 @@ impl Linter<'_> {
                     "tasks-missing",
                     "the job has no tasks".into(),
                     "add \"tasks\": [{\"id\": \"main\", \"command\": \"my-tool\", \"arguments\": \
-                     [\"--keeper-api-base={KeeperApiBaseUrl}\"]}]",
+                     \"--keeper-api-base={KeeperApiBaseUrl}\"}]",
                 );
                 return;
             }
@@ -1026,51 +1031,79 @@ impl Linter<'_> {
         }
     }
 
+    /// `arguments` is one string, a command line the agent splits into argv; the agent's job
+    /// schema has no array form (docs/kepm-contract.md section 3).
     fn check_arguments(&mut self, p: &str, task: &Map<String, Value>) {
-        let Some(v) = task.get("arguments") else {
-            self.warning(
-                &format!("{p}.arguments"),
-                "task-api-base",
-                "the task gets no arguments, so not the agent's API base: the tool will look \
-                 for it at the default https://127.0.0.1:6889"
-                    .into(),
-                "add \"arguments\": [\"--keeper-api-base={KeeperApiBaseUrl}\"]",
-            );
-            return;
-        };
-        let Some(list) = v.as_array() else {
-            self.error(
-                &format!("{p}.arguments"),
-                "task-arguments",
-                format!("arguments must be an array of strings, found {}", kind(v)),
-                "write \"arguments\": [\"--keeper-api-base={KeeperApiBaseUrl}\", ...]",
-            );
-            return;
-        };
-        let mut ok = true;
-        for (i, a) in list.iter().enumerate() {
-            if !a.is_string() {
-                ok = false;
-                self.error(
-                    &format!("{p}.arguments[{i}]"),
-                    "task-arguments",
-                    format!("argument {a} is not a string"),
-                    "quote it",
+        let path = format!("{p}.arguments");
+        let line = match task.get("arguments") {
+            None => {
+                self.warning(
+                    &path,
+                    "task-api-base",
+                    "the task gets no arguments, so not the agent's API base: the tool will look \
+                     for it at the default https://127.0.0.1:6889"
+                        .into(),
+                    &format!("add \"arguments\": {}", Value::from(API_BASE_ARGUMENT)),
                 );
+                return;
             }
-        }
-        if ok
-            && !list
-                .iter()
-                .any(|a| a.as_str().is_some_and(|s| s.contains(API_BASE_PLACEHOLDER)))
-        {
+            Some(Value::String(line)) => line,
+            Some(Value::Array(list)) => {
+                // Non-string elements are written as their JSON text: the suggestion is
+                // what the author most likely meant, and it stays copy-pasteable.
+                let words: Vec<String> = list
+                    .iter()
+                    .map(|a| match a {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                let joined = if words.is_empty() {
+                    API_BASE_ARGUMENT.to_string()
+                } else {
+                    cmdline::join_command_line(&words)
+                };
+                self.error(
+                    &path,
+                    "task-arguments",
+                    "arguments is an array, but the agent takes one string, a command line it \
+                     splits into the task's arguments (whitespace separates, double quotes group)"
+                        .into(),
+                    &format!("write \"arguments\": {}", Value::from(joined)),
+                );
+                return;
+            }
+            Some(v) => {
+                self.error(
+                    &path,
+                    "task-arguments",
+                    format!(
+                        "arguments must be one string, a command line, found {}",
+                        kind(v)
+                    ),
+                    &format!(
+                        "write \"arguments\": {}",
+                        Value::from(format!("{API_BASE_ARGUMENT} ..."))
+                    ),
+                );
+                return;
+            }
+        };
+        if !line.contains(API_BASE_PLACEHOLDER) {
             self.warning(
-                &format!("{p}.arguments"),
+                &path,
                 "task-api-base",
-                "no argument carries {KeeperApiBaseUrl}: the tool will look for the agent's \
-                 API at the default https://127.0.0.1:6889"
+                "the arguments do not carry {KeeperApiBaseUrl}: the tool will look for the \
+                 agent's API at the default https://127.0.0.1:6889"
                     .into(),
-                "add \"--keeper-api-base={KeeperApiBaseUrl}\" to arguments",
+                &format!(
+                    "write \"arguments\": {}",
+                    Value::from(if line.trim().is_empty() {
+                        API_BASE_ARGUMENT.to_string()
+                    } else {
+                        format!("{} {API_BASE_ARGUMENT}", line.trim_end())
+                    })
+                ),
             );
         }
     }

@@ -41,18 +41,22 @@ enum Cmd {
     /// cleanly: the broker is stopped and the temp dir removed. Diagnostics go to stderr;
     /// KEPM_DEVAGENT_LOG=1 echoes Mosquitto's log there too.
     Serve(ServeArgs),
-    /// Check job JSON files against the agent's rules (SPEC.md sections 1, 3, 5, 6).
+    /// Check job JSON files against the agent's rules (docs/kepm-contract.md).
     ///
-    /// Prints each finding with its file, JSON path, rule and fix. Exit status 1 when any
-    /// file has an error, else 0 (warnings do not fail).
+    /// Prints each finding with its file, JSON path, rule and fix. A task's "arguments" must
+    /// be one string, a command line such as "--scan --keeper-api-base={KeeperApiBaseUrl}"
+    /// (an array is an error). Exit status 1 when any file has an error, else 0 (warnings do
+    /// not fail).
     Lint(LintArgs),
     /// Run a job locally the way the agent's job runner does, printing the operator's log
     /// view.
     ///
     /// Lints the job, starts the HTTPS Plugin Settings endpoint and a Mosquitto whose ACL is
     /// the job's mqttTopics.allowedPublications, runs the tasks in order (binary resolved
-    /// like the agent, {KeeperApiBaseUrl} substituted, KEEPER_JOB_ID/KEEPER_JOB_NAME set only
-    /// when mqttTopics has an entry, timeoutSeconds enforced, continueOnFailure honoured),
+    /// like the agent, {KeeperApiBaseUrl} substituted in the "arguments" string and the
+    /// string split into argv by the agent's rules: spaces and tabs separate, double quotes
+    /// group, backslashes escape a quote; KEEPER_JOB_ID/KEEPER_JOB_NAME set only when
+    /// mqttTopics has an entry, timeoutSeconds enforced, continueOnFailure honoured),
     /// shows task output, log records, events and denied publishes live, and ends with a
     /// summary. Exit status 0 when every task exited 0 (or failed with continueOnFailure),
     /// no message broke the KeeperLogger schema and no publish was denied; 1 otherwise.

@@ -3,9 +3,11 @@
 //!
 //! Lint first; then the HTTPS Plugin Settings endpoint and a Mosquitto whose ACL is the job's
 //! `mqttTopics.allowedPublications`; then each task in order (binary resolved like the agent,
-//! `{KeeperApiBaseUrl}` substituted, `KEEPER_JOB_ID`/`KEEPER_JOB_NAME` only when `mqttTopics`
-//! has an entry, `timeoutSeconds` enforced, `continueOnFailure` honoured), with the task's
-//! output and every received message shown live; a summary at the end.
+//! `{KeeperApiBaseUrl}` substituted in the `arguments` string, which is then split into argv
+//! by the agent's rules ([`cmdline::split_command_line`]), `KEEPER_JOB_ID`/`KEEPER_JOB_NAME`
+//! only when `mqttTopics` has an entry, `timeoutSeconds` enforced, `continueOnFailure`
+//! honoured), with the task's output and every received message shown live; a summary at the
+//! end.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 
 use crate::lint::{self, LintOptions, Os, API_BASE_PLACEHOLDER, LOG_TOPIC};
-use crate::{schema, timefmt, view, Config, DevAgent, Error, Received};
+use crate::{cmdline, schema, timefmt, view, Config, DevAgent, Error, Received};
 
 /// How long to wait, after a task exits, for what it published to reach the capture.
 const SETTLE: Duration = Duration::from_secs(5);
@@ -49,6 +51,10 @@ pub struct TaskResult {
     pub name: String,
     pub command: String,
     pub binary: Option<PathBuf>,
+    /// The task's `arguments` string with `{KeeperApiBaseUrl}` substituted: what the agent
+    /// splits. `None` when the job gave none (or not a string).
+    pub command_line: Option<String>,
+    /// The argv the task got (without the program), split from `command_line`.
     pub arguments: Vec<String>,
     /// `None` when it did not start, was killed, or was skipped.
     pub exit_code: Option<i32>,
@@ -96,6 +102,7 @@ impl TaskResult {
             "name": self.name,
             "command": self.command,
             "binary": self.binary.as_ref().map(|b| b.display().to_string()),
+            "command_line": self.command_line,
             "arguments": self.arguments,
             "exit_code": self.exit_code,
             "timed_out": self.timed_out,
@@ -489,17 +496,25 @@ fn run_task(r: &mut TaskResult, task: &Value, env: &TaskEnv<'_>) {
             return;
         }
     };
-    let api_base = env.agent.api_base();
-    r.arguments = task
-        .get("arguments")
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(Value::as_str)
-                .map(|a| a.replace(API_BASE_PLACEHOLDER, &api_base))
-                .collect()
-        })
-        .unwrap_or_default();
+    match task.get("arguments") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(line)) => {
+            // Substitute first, then split, as the agent does: a base URL never holds a
+            // space or a quote, so where it lands cannot change how the line splits.
+            let line = line.replace(API_BASE_PLACEHOLDER, &env.agent.api_base());
+            r.arguments = cmdline::split_command_line(&line);
+            r.command_line = Some(line);
+        }
+        Some(_) => {
+            // Only reachable with --force: the agent would not load such a job at all, so
+            // there is no argv to guess.
+            r.error = Some(
+                "\"arguments\" is not a string (the agent takes one command-line string)".into(),
+            );
+            say(&format!("== task {}: {}", r.id, r.outcome()));
+            return;
+        }
+    }
     r.binary = Some(binary.clone());
     let mut cmd = Command::new(&binary);
     cmd.args(&r.arguments)
@@ -536,7 +551,8 @@ fn run_task(r: &mut TaskResult, task: &Value, env: &TaskEnv<'_>) {
             format!(" ({})", r.name)
         },
         binary.display(),
-        r.arguments.join(" "),
+        // Quoted where needed, so each shown word is one argv element.
+        cmdline::join_command_line(&r.arguments),
         match timeout {
             Some(t) => format!("  [timeout {}s]", t.as_secs()),
             None => String::new(),

@@ -1,7 +1,8 @@
-//! The KeeperLogger message schema (SPEC.md section 4), checked on what the broker received.
+//! The KeeperLogger message schema (docs/kepm-contract.md section 6), checked on what the
+//! broker received.
 //!
 //! The devagent does not depend on the `kepmlog` crate (its tests depend on us), so the
-//! rules are restated here from the spec rather than reused.
+//! rules are restated here from the contract rather than reused.
 
 use serde_json::{Map, Value};
 

@@ -1,5 +1,5 @@
-//! Throwaway PKI and rustls configurations (ring provider only, see NOTES: mixing
-//! providers makes rustls panic when it must pick a process-wide default).
+//! Throwaway PKI and rustls configurations (ring provider only: mixing providers in one
+//! binary makes rustls panic when it must pick a process-wide default).
 
 use std::sync::Arc;
 

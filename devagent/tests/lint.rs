@@ -33,6 +33,9 @@ const CASES: &[(&str, &[Expected])] = &[
     ("good-path-lookup", &[]),
     ("good-os-excluded", &[]),
     ("good-events-only", &[]),
+    ("good-arguments-quoted", &[]),
+    // The vendor guide's sample job, for Linux (see secrets_scanner_is_the_guide_sample).
+    ("secrets-scanner", &[]),
     ("malformed", &[(E, "json-syntax", "$")]),
     ("root-array", &[(E, "json-root", "$")]),
     ("id-mismatch", &[(E, "id-file-name", "$.id")]),
@@ -143,8 +146,16 @@ const CASES: &[(&str, &[Expected])] = &[
         &[(W, "task-api-base", "$.tasks[0].arguments")],
     ),
     (
-        "task-arguments-not-strings",
-        &[(E, "task-arguments", "$.tasks[0].arguments[1]")],
+        "task-arguments-missing",
+        &[(W, "task-api-base", "$.tasks[0].arguments")],
+    ),
+    (
+        "task-arguments-array",
+        &[(E, "task-arguments", "$.tasks[0].arguments")],
+    ),
+    (
+        "task-arguments-type",
+        &[(E, "task-arguments", "$.tasks[0].arguments")],
     ),
     ("tasks-empty", &[(E, "tasks-missing", "$.tasks")]),
     (
@@ -196,6 +207,104 @@ fn every_fixture_is_in_the_table() {
     let mut names: Vec<String> = CASES.iter().map(|(n, _)| n.to_string()).collect();
     names.sort();
     assert_eq!(files, names);
+}
+
+fn only_finding(name: &str) -> kepm_devagent::lint::Finding {
+    let report = lint_file(&dir().join(format!("jobs/{name}.json")), &opts());
+    assert_eq!(report.findings.len(), 1, "{name}: {:#?}", report.findings);
+    report.findings[0].clone()
+}
+
+/// The JSON string a fix suggests after `write "arguments": `, decoded.
+fn suggested_arguments(fix: &str) -> String {
+    let json = fix
+        .strip_prefix("write \"arguments\": ")
+        .or_else(|| fix.strip_prefix("add \"arguments\": "))
+        .unwrap_or_else(|| panic!("not an arguments fix: {fix}"));
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{json} is not a JSON string: {e}"))
+}
+
+#[test]
+fn arguments_as_one_string_are_accepted() {
+    let report = lint_file(&dir().join("jobs/good-arguments-quoted.json"), &opts());
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    assert_eq!(report.errors(), 0);
+}
+
+#[test]
+fn an_arguments_array_is_an_error_whose_fix_is_the_joined_string() {
+    let f = only_finding("task-arguments-array");
+    assert_eq!(f.severity, E);
+    assert_eq!(f.rule, "task-arguments");
+    assert!(f.message.contains("one string"), "{}", f.message);
+    // Copy-pasteable: the exact JSON text to put in the job file, each element quoted by
+    // the agent's rules where needed (the number 5 written as its text).
+    let want = r#"--scan --keeper-api-base={KeeperApiBaseUrl} --out "C:\Program Files\X\\" "say \"hi\"" 5"#;
+    assert_eq!(
+        f.fix,
+        format!("write \"arguments\": {}", Value::from(want)),
+        "{f}"
+    );
+    // ...and the agent would split that string back into the array's elements.
+    let line = suggested_arguments(&f.fix);
+    assert_eq!(
+        kepm_devagent::cmdline::split_command_line(&line),
+        [
+            "--scan",
+            "--keeper-api-base={KeeperApiBaseUrl}",
+            "--out",
+            r"C:\Program Files\X\",
+            r#"say "hi""#,
+            "5"
+        ]
+    );
+}
+
+#[test]
+fn arguments_fixes_show_the_string_form() {
+    let f = only_finding("task-arguments-type");
+    assert!(f.message.contains("found an object"), "{f}");
+    assert_eq!(
+        suggested_arguments(&f.fix),
+        "--keeper-api-base={KeeperApiBaseUrl} ..."
+    );
+    let f = only_finding("task-arguments-missing");
+    assert_eq!(
+        suggested_arguments(&f.fix),
+        "--keeper-api-base={KeeperApiBaseUrl}"
+    );
+    // A string without the placeholder: the fix is that string with the argument added.
+    let f = only_finding("task-no-api-base");
+    assert_eq!(f.severity, W);
+    assert_eq!(
+        suggested_arguments(&f.fix),
+        "--verbose --keeper-api-base={KeeperApiBaseUrl}"
+    );
+    let f = only_finding("tasks-empty");
+    assert!(
+        f.fix
+            .contains(r#""arguments": "--keeper-api-base={KeeperApiBaseUrl}""#),
+        "{f}"
+    );
+}
+
+#[test]
+fn secrets_scanner_is_the_guide_sample() {
+    // The vendor guide's sample job, changed only where it is Windows-specific: osFilter
+    // selects Linux, and executablePath (a Windows path to the binary in the agent's layout)
+    // is left out, since on Linux that path is where "command" resolves to anyway
+    // (tests/agent-root/Jobs/bin/SecretScanner/SecretScanner here). tests/run.rs runs it,
+    // also with executablePath set to that binary's absolute path.
+    let text = std::fs::read_to_string(dir().join("jobs/secrets-scanner.json")).expect("fixture");
+    let job: Value = serde_json::from_str(&text).expect("JSON");
+    let task = &job["tasks"][0];
+    assert_eq!(
+        task["arguments"],
+        "--scan --keeper-api-base={KeeperApiBaseUrl}"
+    );
+    assert_eq!(task["command"], "SecretScanner");
+    assert_eq!(job["osFilter"]["linux"], true);
+    assert_eq!(job["osFilter"]["windows"], false);
 }
 
 #[test]
@@ -297,6 +406,7 @@ fn the_examples_lint_clean_where_installed() {
     let Ok(entries) = std::fs::read_dir(&jobs) else {
         return;
     };
+    let mut checked = 0;
     for e in entries.flatten() {
         let p = e.path();
         if p.extension().and_then(|x| x.to_str()) != Some("json") {
@@ -309,5 +419,14 @@ fn the_examples_lint_clean_where_installed() {
             .filter(|f| f.severity == Severity::Error && f.rule != "task-binary")
             .collect();
         assert!(other.is_empty(), "{}: {other:#?}", p.display());
+        // The agent's form: one arguments string carrying the API base, no finding at all.
+        let arguments: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.path.ends_with(".arguments"))
+            .collect();
+        assert!(arguments.is_empty(), "{}: {arguments:#?}", p.display());
+        checked += 1;
     }
+    assert!(checked > 0, "no job file in {}", jobs.display());
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use kepm_devagent::lint::{lint_file, LintOptions};
 use serde_json::Value;
 
 fn manifest() -> PathBuf {
@@ -111,6 +112,12 @@ fn logs_reach_the_view_with_env_and_substitution() {
         "fixture-log"
     );
     assert_eq!(v["tasks"][0]["exit_code"], 0);
+    // "x y" was quoted in the arguments string: one argv element, shown quoted.
+    let argv = &v["tasks"][0]["arguments"];
+    assert_eq!(argv.as_array().map(Vec::len), Some(2), "{argv}");
+    assert_eq!(argv[1], "x y");
+    has(&r, "fixture-log --keeper-api-base=https://127.0.0.1:");
+    has(&r, " \"x y\"  [timeout 60s]");
     assert_eq!(v["tasks"][0]["env"]["KEEPER_JOB_ID"], "run-log");
     assert_eq!(v["summary"]["levels"]["Warning"], 1);
     // The client id follows {jobId}_{token}_{pid}, the token being the script's name.
@@ -237,4 +244,134 @@ fn the_rust_example_runs_like_on_an_endpoint() {
     has(&r, "SecretScanner [SecretsScan] Scan complete:");
     has(&r, "EVENT    Jobs/secret-scanner-rust/events");
     has(&r, "result: OK");
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("kepm-run-{}-{name}", std::process::id()))
+}
+
+fn json_report(path: &Path) -> Value {
+    let v =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("--json file")).expect("JSON");
+    let _ = std::fs::remove_file(path);
+    v
+}
+
+fn log_records(v: &Value) -> Vec<Value> {
+    v["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["topic"] == "KeeperLogger")
+        .map(|m| m["payload"]["MetaData"].clone())
+        .collect()
+}
+
+#[test]
+fn a_quoted_argument_reaches_the_task_as_one_argv_element() {
+    // The task is the kepmlog CLI itself: `log --category Args "several words in one"
+    // --context "C:\Program Files\X" --keeper-api-base=...`. Split on every space, the
+    // message would take "--context"'s spill-over and the context would be "C:\Program".
+    let json = temp_path("args.json");
+    let r = run(
+        &fixture("run-args"),
+        &["--json", json.to_str().expect("path")],
+    );
+    assert_eq!(r.code, 0, "{}", r.out);
+    has(
+        &r,
+        r#"kepmlog log --category Args "several words in one" --context "C:\Program Files\X" --keeper-api-base=https://127.0.0.1:"#,
+    );
+    let v = json_report(&json);
+    let task = &v["tasks"][0];
+    let argv: Vec<&str> = task["arguments"]
+        .as_array()
+        .expect("arguments")
+        .iter()
+        .map(|a| a.as_str().expect("string"))
+        .collect();
+    assert_eq!(argv.len(), 7, "{argv:?}");
+    assert_eq!(
+        argv[..6],
+        [
+            "log",
+            "--category",
+            "Args",
+            "several words in one",
+            "--context",
+            r"C:\Program Files\X"
+        ]
+    );
+    assert!(
+        argv[6].starts_with("--keeper-api-base=https://127.0.0.1:"),
+        "{argv:?}"
+    );
+    let line = task["command_line"].as_str().expect("command_line");
+    assert!(
+        line.starts_with(r#"log --category Args "several words in one" --context"#)
+            && !line.contains("{KeeperApiBaseUrl}"),
+        "{line}"
+    );
+    // What the broker received: exactly one record, from the one message argument.
+    let logs = log_records(&v);
+    assert_eq!(logs.len(), 1, "{logs:#?}");
+    assert_eq!(logs[0]["Message"], "several words in one");
+    assert_eq!(logs[0]["Category"], "Args");
+    assert_eq!(logs[0]["Context"], r"C:\Program Files\X");
+}
+
+#[test]
+fn the_vendor_guide_sample_job_lints_clean_and_runs() {
+    // tests/jobs/secrets-scanner.json is the guide's sample made a Linux job (see
+    // tests/lint.rs); its tool, Jobs/bin/SecretScanner/SecretScanner, exits 64 unless it
+    // gets exactly the two arguments "--scan" and "--keeper-api-base=https://...".
+    let root = manifest().join("tests/agent-root");
+    let job = manifest().join("tests/jobs/secrets-scanner.json");
+    let lint = lint_file(
+        &job,
+        &LintOptions {
+            agent_root: Some(root.clone()),
+            ..LintOptions::default()
+        },
+    );
+    assert!(lint.findings.is_empty(), "{:#?}", lint.findings);
+    let check = |r: &Run| {
+        assert_eq!(r.code, 0, "{}", r.out);
+        has(
+            r,
+            "Info     SecretScanner [SecretsScan] Scan complete: 0 issues detected.",
+        );
+        has(r, "CLIENT   connected as secrets-scanner_SecretScanner_");
+        has(r, "messages: 1 on KeeperLogger (Info 1), 0 event(s)");
+        has(r, "result: OK");
+    };
+    let r = run(&job, &["--agent-root", root.to_str().expect("path")]);
+    has(
+        &r,
+        "/Jobs/bin/SecretScanner/SecretScanner --scan --keeper-api-base=https://127.0.0.1:",
+    );
+    check(&r);
+
+    // The guide's own shape, executablePath included: the absolute path of the same tool.
+    let tool = root.join("Jobs/bin/SecretScanner/SecretScanner");
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&job).expect("fixture")).expect("JSON");
+    v["tasks"][0]["executablePath"] = Value::from(tool.to_str().expect("path"));
+    let dir = temp_path("guide");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // The id must match the file name.
+    let copy = dir.join("secrets-scanner.json");
+    std::fs::write(&copy, serde_json::to_string_pretty(&v).expect("JSON")).expect("write");
+    let lint = lint_file(&copy, &LintOptions::default());
+    let r = run(&copy, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(lint.findings.is_empty(), "{:#?}", lint.findings);
+    has(
+        &r,
+        &format!(
+            "{} --scan --keeper-api-base=https://127.0.0.1:",
+            tool.display()
+        ),
+    );
+    check(&r);
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes records.json: log calls in, the exact MetaData out (or the error kind).
 
-The expectations are computed here from the rules in SPEC.md section 4 and README
-"Records", independently of the Rust code, so the vectors check the implementation
+The expectations are computed here from the rules in docs/kepm-contract.md section 6
+and README "Records", independently of the Rust code, so the vectors check the implementation
 instead of echoing it. Run: python3 tests/vectors/generate.py
 """
 import json
