@@ -3,7 +3,7 @@ use std::str::FromStr;
 
 use crate::Error;
 
-/// The six KeeperLogger levels, with their wire values (SPEC.md section 4).
+/// The six KeeperLogger levels, with their wire values (docs/kepm-contract.md).
 ///
 /// kepmlog always sends the number. Note that `Verbose` (5) is the *least* severe level even
 /// though its number is the highest: order by [`Level::severity`], not by the wire value.

@@ -1,4 +1,4 @@
-//! The KeeperLogger message (SPEC.md section 4): validation, sanitizing and the exact bytes.
+//! The KeeperLogger message (docs/kepm-contract.md): validation, sanitizing and the exact bytes.
 
 use std::borrow::Cow;
 

@@ -44,7 +44,7 @@ use broker::{Mosquitto, SpawnError};
 use capture::{Capture, CaptureShared};
 use https::{HttpsServer, SettingsShared};
 
-/// Where a job falls back to when Plugin Settings discovery fails (SPEC §2).
+/// Where a job falls back to when Plugin Settings discovery fails (see docs/kepm-contract.md).
 pub const FALLBACK_BROKER: &str = "127.0.0.1:8675";
 /// The client id of the built-in capture subscriber (it connects to the capture listener,
 /// so it never shows up in [`DevAgent::clients`]).

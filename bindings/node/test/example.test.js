@@ -36,14 +36,22 @@ test('the job JSON follows the agent rules', () => {
   assert.doesNotMatch(job.id, /_/);
   assert.ok(job.mqttTopics.allowedPublications.includes('KeeperLogger'));
   assert.ok(job.mqttTopics.allowedPublications.includes(`Jobs/${job.id}/events`));
-  assert.equal(task.arguments[0], '--keeper-api-base={KeeperApiBaseUrl}');
+  // One command-line string, as in the agent's schema.
+  assert.equal(typeof task.arguments, 'string');
+  assert.equal(task.arguments.split(/[ \t]+/)[0], '--keeper-api-base={KeeperApiBaseUrl}');
 });
 
 test('the installed example tool delivers its records and events', async () => {
   assert.ok(fs.existsSync(launcher), `launcher ${launcher} is installed (scripts/test-node.sh does it)`);
   const agent = await DevAgent.start(job.mqttTopics.allowedPublications.flatMap((t) => ['--allow', t]));
   try {
-    const args = task.arguments.map((a) => a.replaceAll('{KeeperApiBaseUrl}', agent.ready.api_base));
+    // The example's line has no quotes or backslashes: splitting on blanks is what the
+    // agent's splitter does with it.
+    assert.doesNotMatch(task.arguments, /["\\]/);
+    const args = task.arguments
+      .trim()
+      .split(/[ \t]+/)
+      .map((a) => a.replaceAll('{KeeperApiBaseUrl}', agent.ready.api_base));
     const r = await run(launcher, args, { KEEPER_JOB_ID: job.id, KEEPER_JOB_NAME: job.name });
     assert.equal(r.code, 0, r.out);
     const logs = agent.messages('KeeperLogger').map((e) => e.payload.MetaData);

@@ -23,7 +23,11 @@ def test_example_job_delivers(make_agent) -> None:
         cmd = [launcher]
     else:  # not installed by scripts/test-python.sh: run the script with this interpreter
         cmd = [sys.executable, str(REPO / "examples" / "python" / "secret_scanner.py")]
-    args = [a.replace("{KeeperApiBaseUrl}", agent.api_base) for a in task["arguments"]]
+    # One command-line string, as in the agent's schema. The example's has no quotes or
+    # backslashes, so splitting on white space is what the agent's splitter does with it.
+    line = task["arguments"]
+    assert isinstance(line, str) and '"' not in line and "\\" not in line, line
+    args = [a.replace("{KeeperApiBaseUrl}", agent.api_base) for a in line.split()]
     env = dict(os.environ, KEEPER_JOB_ID=JOB["id"], KEEPER_JOB_NAME=JOB["name"])
     proc = subprocess.run(cmd + args, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
