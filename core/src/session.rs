@@ -414,9 +414,29 @@ impl Session {
                     self.drain_plaintext()?;
                     progressed = true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(progressed),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if progressed {
+                        self.ack_now();
+                    }
+                    return Ok(progressed);
+                }
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+
+    /// Acknowledges what was just read at once instead of after the delayed-ACK timer.
+    ///
+    /// A broker with Nagle on (Mosquitto's default) holds a small packet back while an earlier
+    /// one is unacknowledged. After a read the session often sends nothing (it waits for the
+    /// next ack), so the ACK would wait for the timer, ~40 ms on Linux: TLS 1.3 session
+    /// tickets (OpenSSL sends one more when it reads CONNECT) held CONNACK back that way on
+    /// every connection. TCP_QUICKACK sends the pending ACK now; it is Linux's (on other
+    /// systems no socket option does this, see ARCHITECTURE.md).
+    fn ack_now(&self) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let _ = socket2::SockRef::from(&self.sock).set_tcp_quickack(true);
         }
     }
 

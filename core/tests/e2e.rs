@@ -145,11 +145,8 @@ fn broker_restart_mid_stream_loses_nothing() {
         agent.start_broker().unwrap();
     });
     log.flush(LONG).unwrap();
-    let got = agent.wait_for_messages("KeeperLogger", N, LONG);
-    let seen: HashSet<String> =
-        messages_of(&got.iter().filter_map(|m| m.json()).collect::<Vec<_>>())
-            .into_iter()
-            .collect();
+    let want: Vec<String> = (0..N).map(|i| format!("r {i}")).collect();
+    let seen = wait_for_all_messages(&agent, "KeeperLogger", &want);
     let missing: Vec<usize> = (0..N)
         .filter(|i| !seen.contains(&format!("r {i}")))
         .collect();

@@ -54,3 +54,26 @@ pub fn assert_balanced(log: &Logger) {
         "{s:?}"
     );
 }
+
+/// Messages of the records the capture subscriber received on `topic`, once every one of
+/// `want` is among them (or at the deadline). Unlike a count, this is not fooled by the
+/// duplicates QoS 1 allows after a reconnect.
+pub fn wait_for_all_messages(
+    agent: &DevAgent,
+    topic: &str,
+    want: &[String],
+) -> std::collections::HashSet<String> {
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let got: Vec<Value> = agent
+            .messages_on(topic)
+            .iter()
+            .filter_map(|m| m.json())
+            .collect();
+        let seen: std::collections::HashSet<String> = messages_of(&got).into_iter().collect();
+        if want.iter().all(|w| seen.contains(w)) || std::time::Instant::now() >= deadline {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
