@@ -48,6 +48,9 @@ pub(crate) struct Shared {
     pub info: Mutex<Info>,
     /// Threads in `wait_until`: progress is signalled only when someone waits.
     waiters: AtomicUsize,
+    /// The lowest `settled_low` a flush waits for (0: none registered). Acks that do not
+    /// reach it wake nobody, so a flush over a long stream is not woken per batch.
+    settle_target: AtomicU64,
     progress: Mutex<()>,
     progress_cv: Condvar,
 }
@@ -82,6 +85,23 @@ impl Shared {
         self.progress_cv.notify_all();
     }
 
+    /// After acks moved `settled_low` to `low`: wakes the waiters once a flush's target is
+    /// reached (or when no target is registered).
+    pub fn notify_settled(&self, low: u64) {
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let target = self.settle_target.load(Ordering::SeqCst);
+        if target != 0 && low < target {
+            return;
+        }
+        // Woken waiters register their targets again before they wait.
+        self.settle_target.store(0, Ordering::SeqCst);
+        let _g = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        self.progress_cv.notify_all();
+    }
+
     pub fn wake_worker(&self) {
         // Pairs with the worker's fence after it sets `worker_idle`: either it sees our record
         // or we see it idle and wake it.
@@ -95,9 +115,21 @@ impl Shared {
 
     /// Waits on progress notifications until `done()` or the deadline; returns `done()`.
     pub fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
+        self.wait_for(deadline, 0, done)
+    }
+
+    /// `wait_until`, woken by acks only once `settled_low` reaches `target` (0: any progress).
+    fn wait_for(&self, deadline: Instant, target: u64, done: impl Fn() -> bool) -> bool {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         let result = loop {
+            if target != 0 {
+                let _ = self
+                    .settle_target
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                        (t == 0 || t > target).then_some(target)
+                    });
+            }
             if done() {
                 break true;
             }
@@ -128,7 +160,7 @@ impl Shared {
             let target = target.min(self.reserved.load(Ordering::SeqCst));
             target.saturating_sub(self.settled_low.load(Ordering::SeqCst))
         };
-        self.wait_until(deadline, || unsettled() == 0 || self.info().done);
+        self.wait_for(deadline, target, || unsettled() == 0 || self.info().done);
         unsettled()
     }
 }

@@ -143,6 +143,8 @@ pub(crate) struct Session {
     /// The broker closed its side; what it sent before is still parsed (a refusing CONNACK
     /// usually arrives together with the close).
     peer_closed: bool,
+    /// Bytes were read since the session last sent anything (which carries the ACK).
+    ack_pending: bool,
 }
 
 /// `io::Read`/`io::Write` over a non-blocking tokio socket, for rustls: `WouldBlock` when the
@@ -220,6 +222,7 @@ impl Session {
             ping_sent: None,
             established: false,
             peer_closed: false,
+            ack_pending: false,
         };
         s.handshake().await?;
 
@@ -372,12 +375,19 @@ impl Session {
             }
             if self.tls.wants_write() {
                 match self.tls.write_tls(&mut Nonblocking(&self.sock)) {
-                    Ok(_) => continue,
+                    Ok(_) => {
+                        self.ack_pending = false;
+                        continue;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e.into()),
                 }
             }
             let wants_write = self.tls.wants_write();
+            if !wants_write && self.ack_pending {
+                // About to wait with nothing to send: nothing would carry the ACK.
+                self.ack_now();
+            }
             tokio::select! {
                 biased;
                 r = self.sock.readable() => {
@@ -415,7 +425,8 @@ impl Session {
                     progressed = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if progressed {
+                    self.ack_pending |= progressed;
+                    if progressed && !self.established {
                         self.ack_now();
                     }
                     return Ok(progressed);
@@ -433,7 +444,8 @@ impl Session {
     /// tickets (OpenSSL sends one more when it reads CONNECT) held CONNACK back that way on
     /// every connection. TCP_QUICKACK sends the pending ACK now; it is Linux's (on other
     /// systems no socket option does this, see ARCHITECTURE.md).
-    fn ack_now(&self) {
+    fn ack_now(&mut self) {
+        self.ack_pending = false;
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
             let _ = socket2::SockRef::from(&self.sock).set_tcp_quickack(true);

@@ -370,10 +370,9 @@ impl Worker {
                 }
             }
         }
-        self.shared
-            .settled_low
-            .store(self.settlements.low(), Ordering::SeqCst);
-        self.shared.notify_progress();
+        let low = self.settlements.low();
+        self.shared.settled_low.store(low, Ordering::SeqCst);
+        self.shared.notify_settled(low);
         lost
     }
 
@@ -439,6 +438,7 @@ impl Worker {
             self.shared.failed.fetch_add(1, Ordering::SeqCst);
             let low = self.settlements.settle(index);
             self.shared.settled_low.store(low, Ordering::SeqCst);
+            self.shared.notify_settled(low);
         }
     }
 
