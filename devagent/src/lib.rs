@@ -1058,7 +1058,13 @@ mod tests {
 
     #[test]
     fn config_lists_every_listener_and_acl() {
-        let c = broker_conf(Path::new("/tmp/x"), 1111, 2222, Some(5), false);
+        let knobs = |receive_maximum, log_publishes| BrokerKnobs {
+            receive_maximum,
+            log_publishes,
+            max_packet_size: None,
+            refuse_job_clients: false,
+        };
+        let c = broker_conf(Path::new("/tmp/x"), 1111, 2222, &knobs(Some(5), false));
         for want in [
             "listener 1111 127.0.0.1",
             "listener 2222 127.0.0.1",
@@ -1070,9 +1076,21 @@ mod tests {
         ] {
             assert!(c.contains(want), "{want} missing from:\n{c}");
         }
-        assert!(!broker_conf(Path::new("/t"), 1, 2, None, false).contains("max_inflight"));
+        assert!(!broker_conf(Path::new("/t"), 1, 2, &knobs(None, false)).contains("max_inflight"));
         assert!(!c.contains("log_type debug"));
-        assert!(broker_conf(Path::new("/t"), 1, 2, None, true).contains("log_type debug"));
+        assert!(broker_conf(Path::new("/t"), 1, 2, &knobs(None, true)).contains("log_type debug"));
+        let limits = BrokerKnobs {
+            max_packet_size: Some(2000),
+            refuse_job_clients: true,
+            ..knobs(None, false)
+        };
+        let l = broker_conf(Path::new("/t"), 1, 2, &limits);
+        assert!(l.contains("max_packet_size 2000"), "{l}");
+        assert!(
+            l.contains(&format!("clientid_prefixes {CAPTURE_CLIENT_ID}")),
+            "{l}"
+        );
+        assert!(!c.contains("clientid_prefixes") && !c.contains("max_packet_size"));
         assert!(!c.contains("per_listener_settings"));
         let acl = acl_file(&["KeeperLogger".to_string(), "Jobs/x/events".to_string()]);
         assert!(
