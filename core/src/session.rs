@@ -363,15 +363,17 @@ impl Session {
         deadline: Instant,
         out: &mut Vec<Incoming>,
     ) -> Result<Wake, SessionError> {
-        if !self.wbuf.is_empty() {
-            // rustls takes all of it (no buffer limit); it seals records of up to 16 KiB.
-            self.tls.writer().write_all(&self.wbuf)?;
-            self.wbuf.clear();
-            self.last_sent = Instant::now();
-        }
         loop {
             if self.peer_closed {
                 return Err(SessionError::Closed);
+            }
+            if !self.wbuf.is_empty() && !self.tls.wants_write() {
+                // rustls takes all of it (no buffer limit) and seals records of up to 16 KiB.
+                // Only once it has written the previous batch: together with WRITE_BUFFER this
+                // bounds what waits in memory while the socket is slow.
+                self.tls.writer().write_all(&self.wbuf)?;
+                self.wbuf.clear();
+                self.last_sent = Instant::now();
             }
             if self.tls.wants_write() {
                 match self.tls.write_tls(&mut Nonblocking(&self.sock)) {
