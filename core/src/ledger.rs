@@ -27,6 +27,8 @@ pub(crate) struct Tracked {
     pub seq: u64,
     /// Queue position of a caller's record; `None` for the worker's own records.
     pub index: Option<u64>,
+    /// The logger it belongs to (loggers of one process share a connection).
+    pub member: u64,
     pub kind: Kind,
     pub payload: Bytes,
 }
@@ -125,6 +127,12 @@ impl Ledger {
         self.in_flight = 0;
     }
 
+    /// Forgets the replays of a logger that is gone. Its records in flight stay until their
+    /// acks (their packet ids are still the broker's), which then find no logger.
+    pub fn forget_replays_of(&mut self, member: u64) {
+        self.replay.retain(|t| t.member != member);
+    }
+
     /// Everything not settled (in flight and waiting for replay), in `seq` order: for giving
     /// up at shutdown.
     pub fn take_all(&mut self) -> Vec<Tracked> {
@@ -146,6 +154,7 @@ mod tests {
         Tracked {
             seq,
             index: Some(seq),
+            member: seq % 2,
             kind: Kind::Log,
             payload: Bytes::from(seq.to_string()),
         }
@@ -274,6 +283,31 @@ mod tests {
             .collect();
         assert_eq!(order, vec![0, 2, 3, 4]);
         assert_eq!(l.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_gone_loggers_replays_are_forgotten_and_its_in_flight_records_keep_their_ids() {
+        let mut l = Ledger::default();
+        l.start_session(0);
+        for s in 0..4 {
+            assign(&mut l, s); // members 0, 1, 0, 1
+        }
+        l.start_session(0); // lost: all four wait for replay
+        let first = l.next_replay();
+        if let Some(t) = first {
+            assert_eq!(l.assign(t), 1); // seq 0 (member 0) in flight again
+        }
+        l.forget_replays_of(0);
+        let left: Vec<u64> = std::iter::from_fn(|| l.next_replay())
+            .map(|t| t.seq)
+            .collect();
+        assert_eq!(left, vec![1, 3], "only member 1's replays remain");
+        assert_eq!(
+            l.in_flight(),
+            1,
+            "member 0's record in flight keeps its packet id"
+        );
+        assert_eq!(l.ack(1).map(|t| t.member), Some(0));
     }
 
     #[test]

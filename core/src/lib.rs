@@ -15,6 +15,7 @@
 #[cfg(feature = "log")]
 mod bridge;
 mod error;
+mod hub;
 pub mod identity;
 mod ledger;
 mod level;

@@ -1,16 +1,16 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use serde::Serialize;
 
+use crate::hub::{self, Conn, Key};
 use crate::identity::{self, ENV_JOB_ID};
 use crate::options::{Options, Overflow};
-use crate::queue::{Item, Kind, Shared};
+use crate::queue::{Item, Kind, MemberSpec, Shared, Signal};
 use crate::record::{encode_ref, meta_ref};
-use crate::worker::{self, WorkerConfig};
+use crate::worker::WorkerConfig;
 use crate::{settings, tls, Error, Level};
 
 /// Largest event payload, in bytes of compact JSON.
@@ -47,6 +47,11 @@ pub struct Stats {
 pub struct Logger {
     tx: Sender<Item>,
     shared: Arc<Shared>,
+    /// The connection this logger shares with the other loggers of the process that have
+    /// the same client id and broker settings; taken at shutdown.
+    conn: Mutex<Option<Arc<Conn>>>,
+    signal: Arc<Signal>,
+    member_id: u64,
     source: String,
     default_category: String,
     overflow: Overflow,
@@ -56,7 +61,6 @@ pub struct Logger {
     client_id: String,
     event_topic: String,
     closed: AtomicBool,
-    worker: Mutex<Option<JoinHandle<()>>>,
     drop_timeout: Duration,
     denied_seen_by_flush: AtomicU64,
 }
@@ -149,28 +153,39 @@ impl Logger {
         let client_id = identity::client_id(&job_id, &token, pid);
         let (tx, rx) = crossbeam_channel::bounded(options.queue_capacity);
         let shared = Arc::new(Shared::default());
-        let config = WorkerConfig {
+        let member_id = hub::next_member_id();
+        let member = MemberSpec {
+            id: member_id,
             rx,
-            shared: shared.clone(),
+            shared: Arc::clone(&shared),
+            source: source.clone(),
+            event_topic: event_topic.clone(),
+            capacity: options.queue_capacity,
+        };
+        let key = Key {
+            client_id: client_id.clone(),
+            broker: options.broker.clone(),
+            fallback_broker: options.fallback_broker.clone(),
+            api_base: api_base.clone(),
+            ca_bundle: options.ca_bundle.clone(),
+        };
+        let conn = hub::attach(key, member, || WorkerConfig {
             broker: options.broker.clone(),
             fallback_broker: options.fallback_broker.clone(),
             api_base,
             ca,
             settings_timeout: options.settings_timeout,
             client_id: client_id.clone(),
-            source: source.clone(),
-            event_topic: event_topic.clone(),
-            capacity: options.queue_capacity,
             diagnostics: options.stderr_diagnostics,
-        };
-        let handle = std::thread::Builder::new()
-            .name("kepmlog-worker".to_string())
-            .spawn(move || worker::run(config))
-            .map_err(|e| Error::Internal(format!("cannot start the worker thread: {e}")))?;
+        })?;
+        let signal = Arc::clone(&conn.signal);
 
         Ok(Logger {
             tx,
             shared,
+            conn: Mutex::new(Some(conn)),
+            signal,
+            member_id,
             source,
             default_category: options.default_category.clone(),
             overflow: options.overflow,
@@ -180,7 +195,6 @@ impl Logger {
             client_id,
             event_topic,
             closed: AtomicBool::new(false),
-            worker: Mutex::new(Some(handle)),
             drop_timeout: options.drop_timeout,
             denied_seen_by_flush: AtomicU64::new(0),
         })
@@ -289,7 +303,7 @@ impl Logger {
         };
         match sent {
             Ok(()) => {
-                self.shared.wake_worker();
+                self.signal.wake_worker();
                 Ok(())
             }
             Err(disconnected) => {
@@ -333,7 +347,7 @@ impl Logger {
 
     fn flush_until(&self, deadline: Instant) -> Result<(), Error> {
         let target = self.shared.reserved.load(Ordering::SeqCst);
-        self.shared.wake.notify_one();
+        self.signal.wake.notify_one();
         let undelivered = self.shared.wait_settled(target, deadline);
         let denied = self.shared.denied.load(Ordering::SeqCst);
         let seen = self.denied_seen_by_flush.swap(denied, Ordering::SeqCst);
@@ -369,18 +383,31 @@ impl Logger {
         }
         let deadline = Instant::now() + timeout;
         let result = self.flush_until(deadline);
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.wake.notify_one();
-        // The disconnect needs a moment even when the flush used the whole budget.
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(conn) = conn else {
+            return result;
+        };
+        // The worker counts what is left of this logger as failed and lets it go; the other
+        // loggers on the connection go on.
+        conn.detach(self.member_id);
+        // Detaching, and for the last logger the disconnect, need a moment even when the
+        // flush used the whole budget.
         let join_by = deadline.max(Instant::now() + Duration::from_millis(200));
-        let done = self.shared.wait_until(join_by, || self.shared.info().done);
-        let handle = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(handle) = handle {
-            if done {
-                let _ = handle.join();
+        self.shared.wait_until(join_by, || self.shared.info().done);
+        // The last logger on the connection ends the worker (dropping the connection closes
+        // its control channel) and joins it, unless it is stuck in a network call past the
+        // deadline: then it stays detached and ends with the process.
+        if let Ok(conn) = Arc::try_unwrap(conn) {
+            let signal = Arc::clone(&conn.signal);
+            let thread = conn.take_thread();
+            drop(conn);
+            signal.wake.notify_one();
+            let finished = self
+                .shared
+                .wait_until(join_by, || signal.finished.load(Ordering::SeqCst));
+            if let (true, Some(thread)) = (finished, thread) {
+                let _ = thread.join();
             }
-            // Otherwise the worker is stuck in a network call past the deadline: leave it
-            // detached rather than block the caller; it ends with the process.
         }
         result
     }
@@ -399,8 +426,8 @@ impl Logger {
             denied,
             failed,
             pending: accepted.saturating_sub(delivered + denied + failed),
-            reconnects: self.shared.reconnects.load(Ordering::SeqCst),
-            connected: self.shared.connected.load(Ordering::SeqCst),
+            reconnects: self.signal.reconnects.load(Ordering::SeqCst),
+            connected: self.signal.connected.load(Ordering::SeqCst),
             last_error: info.last_error.clone(),
             broker: info.broker.clone(),
             client_id: self.client_id.clone(),

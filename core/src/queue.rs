@@ -13,6 +13,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use crossbeam_channel::Receiver;
 
 /// A queued publish: the payload is final, built on the caller's thread.
 pub(crate) struct Item {
@@ -26,7 +27,52 @@ pub(crate) enum Kind {
     Event,
 }
 
-/// State shared by the callers and the worker.
+/// One logger, as its worker serves it: its own queue, counters and names. Sent to the
+/// worker of its connection when the logger is created.
+pub(crate) struct MemberSpec {
+    pub id: u64,
+    pub rx: Receiver<Item>,
+    pub shared: std::sync::Arc<Shared>,
+    pub source: String,
+    pub event_topic: String,
+    pub capacity: usize,
+}
+
+/// What loggers tell the worker they share.
+pub(crate) enum Control {
+    Attach(MemberSpec),
+    /// The logger shut down: count what it still has as failed and forget it.
+    Detach(u64),
+}
+
+/// State of one connection (one worker), shared by the loggers that use it.
+#[derive(Default)]
+pub(crate) struct Signal {
+    /// Set by the worker when it waits with room for more records; a caller that sees it
+    /// wakes the worker, so a busy worker costs the callers no notification.
+    pub worker_idle: AtomicBool,
+    pub wake: tokio::sync::Notify,
+    pub connected: AtomicBool,
+    /// Successful connections after the first one.
+    pub reconnects: AtomicU64,
+    /// The worker thread has ended.
+    pub finished: AtomicBool,
+}
+
+impl Signal {
+    pub fn wake_worker(&self) {
+        // Pairs with the worker's fence after it sets `worker_idle`: either it sees our record
+        // or we see it idle and wake it.
+        fence(Ordering::SeqCst);
+        if self.worker_idle.load(Ordering::Relaxed)
+            && self.worker_idle.swap(false, Ordering::SeqCst)
+        {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// State of one logger shared by its callers and the worker.
 #[derive(Default)]
 pub(crate) struct Shared {
     /// Incremented before every send attempt and decremented when it fails, so it is never
@@ -36,15 +82,8 @@ pub(crate) struct Shared {
     pub delivered: AtomicU64,
     pub denied: AtomicU64,
     pub failed: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub connected: AtomicBool,
     /// Every accepted record whose queue position is below this is settled.
     pub settled_low: AtomicU64,
-    /// Set by the worker when it waits with room for more records; a caller that sees it
-    /// wakes the worker, so a busy worker costs the callers no notification.
-    pub worker_idle: AtomicBool,
-    pub stop: AtomicBool,
-    pub wake: tokio::sync::Notify,
     pub info: Mutex<Info>,
     /// Threads in `wait_until`: progress is signalled only when someone waits.
     waiters: AtomicUsize,
@@ -60,6 +99,7 @@ pub(crate) struct Info {
     pub last_error: Option<String>,
     pub broker: Option<String>,
     pub denied_topics: Vec<String>,
+    /// The worker is done with this logger (detached, or the worker ended).
     pub done: bool,
 }
 
@@ -100,17 +140,6 @@ impl Shared {
         self.settle_target.store(0, Ordering::SeqCst);
         let _g = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         self.progress_cv.notify_all();
-    }
-
-    pub fn wake_worker(&self) {
-        // Pairs with the worker's fence after it sets `worker_idle`: either it sees our record
-        // or we see it idle and wake it.
-        fence(Ordering::SeqCst);
-        if self.worker_idle.load(Ordering::Relaxed)
-            && self.worker_idle.swap(false, Ordering::SeqCst)
-        {
-            self.wake.notify_one();
-        }
     }
 
     /// Waits on progress notifications until `done()` or the deadline; returns `done()`.

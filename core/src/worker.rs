@@ -4,6 +4,10 @@
 //! then with capped, jittered backoff), and while connected takes as many records as the
 //! broker's window allows, publishes them as one batch, and settles each on its PUBACK. The
 //! records in flight live in the [`Ledger`]; a lost connection sends them back for replay.
+//!
+//! One worker serves every logger of the process that shares its connection (see `hub.rs`):
+//! each is a member with its own queue and counters, and the worker takes their records in
+//! turn, so a flooding logger cannot starve another.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{fence, Ordering};
@@ -11,13 +15,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, TryRecvError};
 use rustls::pki_types::CertificateDer;
 use rustls::ClientConfig;
 use tokio::time::Instant;
 
 use crate::ledger::{Ledger, Tracked};
-use crate::queue::{Item, Kind, Settlements, Shared};
+use crate::queue::{Control, Item, Kind, MemberSpec, Settlements, Shared, Signal};
 use crate::record::{encode_ref, meta_ref, LOG_TOPIC};
 use crate::session::{reason_name, Incoming, Session, SessionError};
 use crate::{settings, tls, Level};
@@ -33,40 +37,41 @@ const KEEP_ALIVE: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DISCONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// How the connection is made: from the options of the logger that started the worker.
 pub(crate) struct WorkerConfig {
-    pub rx: Receiver<Item>,
-    pub shared: Arc<Shared>,
     pub broker: Option<(String, u16)>,
     pub fallback_broker: (String, u16),
     pub api_base: String,
     pub ca: Option<Vec<CertificateDer<'static>>>,
     pub settings_timeout: Duration,
     pub client_id: String,
-    pub source: String,
-    pub event_topic: String,
-    pub capacity: usize,
     pub diagnostics: bool,
 }
 
-/// The worker thread's body: never panics across its boundary, always marks itself done.
-pub(crate) fn run(config: WorkerConfig) {
+/// The worker thread's body: never panics across its boundary, always marks its loggers done.
+pub(crate) fn run(config: WorkerConfig, control: Receiver<Control>, signal: Arc<Signal>) {
     #[cfg(feature = "log")]
     crate::bridge::mark_worker_thread();
-    let shared = config.shared.clone();
     let diagnostics = config.diagnostics;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
     match rt {
-        Ok(rt) => rt.block_on(run_async(config)),
+        Ok(rt) => rt.block_on(run_async(config, control, Arc::clone(&signal))),
         Err(e) => {
             let msg = format!("cannot start the worker runtime: {e}");
             diag(diagnostics, &msg);
-            shared.set_last_error(msg);
+            // Nobody will serve these loggers: let their flushes and shutdowns return.
+            for c in control.try_iter() {
+                if let Control::Attach(m) = c {
+                    m.shared.set_last_error(msg.clone());
+                    m.shared.info().done = true;
+                    m.shared.notify_progress();
+                }
+            }
         }
     }
-    shared.info().done = true;
-    shared.notify_progress();
+    signal.finished.store(true, Ordering::SeqCst);
 }
 
 fn diag(on: bool, msg: &str) {
@@ -75,10 +80,31 @@ fn diag(on: bool, msg: &str) {
     }
 }
 
-async fn run_async(config: WorkerConfig) {
-    let shared = config.shared.clone();
+async fn run_async(config: WorkerConfig, control: Receiver<Control>, signal: Arc<Signal>) {
     let diagnostics = config.diagnostics;
-    let mut fallback_warning = None;
+    let mut worker = Worker {
+        control,
+        signal,
+        diagnostics,
+        host: String::new(),
+        port: 0,
+        tls: None,
+        client_id: config.client_id.clone(),
+        log_topic: Bytes::from_static(LOG_TOPIC.as_bytes()),
+        ever_connected: false,
+        failures: 0,
+        started: StdInstant::now(),
+        outage_reported: false,
+        ledger: Ledger::default(),
+        members: Vec::new(),
+        rr: 0,
+        next_seq: 0,
+        incoming: Vec::new(),
+        control_closed: false,
+    };
+    // The logger that started the worker is attached already: its records may carry the
+    // fallback warning.
+    worker.take_control();
     let (host, port) = match config.broker.clone() {
         Some(addr) => addr,
         None => match settings::discover(
@@ -93,100 +119,188 @@ async fn run_async(config: WorkerConfig) {
                     "Plugin Settings unavailable ({reason}); using the fallback broker {fh}:{fp}"
                 );
                 diag(diagnostics, &format!("warning: {msg}"));
-                shared.set_last_error(msg.clone());
-                fallback_warning = Some(msg);
+                worker.set_last_error(&msg);
+                if let Some(m) = worker.members.first_mut() {
+                    m.push_internal(&mut worker.next_seq, Level::Warning, &msg);
+                }
                 config.fallback_broker.clone()
             }
         },
     };
-    shared.info().broker = Some(format!("{host}:{port}"));
-    let tls = match tls::client_config(config.ca.as_deref(), &host) {
-        Ok(tls) => tls,
+    worker.host = host;
+    worker.port = port;
+    worker.set_broker();
+    match tls::client_config(config.ca.as_deref(), &worker.host) {
+        Ok(tls) => worker.tls = Some(tls),
         Err(msg) => {
             diag(diagnostics, &format!("cannot connect: {msg}"));
-            shared.set_last_error(msg);
-            // Nothing can be delivered; stay until shutdown so flush reports the reason.
-            while !shared.stop.load(Ordering::SeqCst) {
-                let _ = tokio::time::timeout(TICK, shared.wake.notified()).await;
+            worker.set_last_error(&msg);
+            // Nothing can be delivered; serve detaches until the last logger is gone, so
+            // flush reports the reason.
+            while !worker.control_closed {
+                let _ = tokio::time::timeout(TICK, worker.signal.wake.notified()).await;
+                worker.take_control();
             }
-            fail_rest(&config.rx, &shared, 0, diagnostics);
+            worker.finish();
             return;
         }
-    };
-
-    let mut worker = Worker {
-        log_topic: Bytes::from_static(LOG_TOPIC.as_bytes()),
-        event_topic_bytes: Bytes::from(config.event_topic.clone().into_bytes()),
-        rx: config.rx,
-        shared,
-        diagnostics,
-        host,
-        port,
-        tls,
-        client_id: config.client_id,
-        source: config.source,
-        event_topic: config.event_topic,
-        capacity: config.capacity,
-        ever_connected: false,
-        failures: 0,
-        started: StdInstant::now(),
-        outage_reported: false,
-        ledger: Ledger::default(),
-        internal: VecDeque::new(),
-        settlements: Settlements::default(),
-        next_seq: 0,
-        drops_reported: 0,
-        last_drop_report: None,
-        last_drop_stderr: None,
-        incoming: Vec::new(),
-    };
-    if let Some(msg) = fallback_warning {
-        worker.push_internal(Level::Warning, &msg);
     }
     worker.run().await;
 }
 
-struct Worker {
+/// A logger as the worker serves it.
+struct Member {
+    id: u64,
     rx: Receiver<Item>,
     shared: Arc<Shared>,
+    source: String,
+    event_topic: String,
+    event_topic_bytes: Bytes,
+    capacity: usize,
+    settlements: Settlements,
+    /// The worker's own Warning records for this logger, waiting for a connection.
+    internal: VecDeque<Tracked>,
+    drops_reported: u64,
+    last_drop_report: Option<StdInstant>,
+    last_drop_stderr: Option<StdInstant>,
+}
+
+impl Member {
+    fn new(spec: MemberSpec) -> Member {
+        Member {
+            id: spec.id,
+            rx: spec.rx,
+            shared: spec.shared,
+            event_topic_bytes: Bytes::from(spec.event_topic.clone().into_bytes()),
+            source: spec.source,
+            event_topic: spec.event_topic,
+            capacity: spec.capacity,
+            settlements: Settlements::default(),
+            internal: VecDeque::new(),
+            drops_reported: 0,
+            last_drop_report: None,
+            last_drop_stderr: None,
+        }
+    }
+
+    fn push_internal(&mut self, next_seq: &mut u64, level: Level, message: &str) {
+        let Ok(meta) = meta_ref(level, &self.source, "kepmlog", message, "", "") else {
+            return;
+        };
+        let seq = *next_seq;
+        *next_seq += 1;
+        self.internal.push_back(Tracked {
+            seq,
+            index: None,
+            member: self.id,
+            kind: Kind::Log,
+            payload: encode_ref(&meta).into(),
+        });
+    }
+
+    /// The next record of this logger: its own Warning records first, then its queue.
+    fn next(&mut self, next_seq: &mut u64) -> Option<Tracked> {
+        if let Some(t) = self.internal.pop_front() {
+            return Some(t);
+        }
+        let item = self.rx.try_recv().ok()?;
+        let seq = *next_seq;
+        *next_seq += 1;
+        Some(Tracked {
+            seq,
+            index: Some(self.settlements.take()),
+            member: self.id,
+            kind: item.kind,
+            payload: item.payload,
+        })
+    }
+
+    fn has_records(&self) -> bool {
+        !self.internal.is_empty() || !self.rx.is_empty()
+    }
+
+    fn fail(&mut self, index: u64) {
+        self.shared.failed.fetch_add(1, Ordering::SeqCst);
+        let low = self.settlements.settle(index);
+        self.shared.settled_low.store(low, Ordering::SeqCst);
+        self.shared.notify_settled(low);
+    }
+
+    /// The logger is gone or the worker ends: whatever it accepted and is not settled is
+    /// failed; say so once.
+    fn close(self, diagnostics: bool) {
+        // Dropping the receiver first makes later sends fail (they give their reservation
+        // back), so the count below is final.
+        let Member { rx, shared, .. } = self;
+        drop(rx);
+        let reserved = shared.reserved.load(Ordering::SeqCst);
+        let settled = shared.delivered.load(Ordering::SeqCst)
+            + shared.denied.load(Ordering::SeqCst)
+            + shared.failed.load(Ordering::SeqCst);
+        let left = reserved.saturating_sub(settled);
+        shared.failed.fetch_add(left, Ordering::SeqCst);
+        if left > 0 {
+            let last = shared.info().last_error.clone().unwrap_or_default();
+            diag(
+                diagnostics,
+                &format!("shut down with {left} record(s) not delivered (last error: {last})"),
+            );
+        }
+        shared.info().done = true;
+        shared.notify_progress();
+    }
+}
+
+struct Worker {
+    control: Receiver<Control>,
+    signal: Arc<Signal>,
     diagnostics: bool,
     host: String,
     port: u16,
-    tls: Arc<ClientConfig>,
+    tls: Option<Arc<ClientConfig>>,
     client_id: String,
-    source: String,
-    event_topic: String,
     log_topic: Bytes,
-    event_topic_bytes: Bytes,
-    capacity: usize,
     ever_connected: bool,
     failures: u32,
     started: StdInstant,
     outage_reported: bool,
     ledger: Ledger,
-    /// The worker's own Warning records, waiting for a connection.
-    internal: VecDeque<Tracked>,
-    settlements: Settlements,
+    members: Vec<Member>,
+    /// The member whose turn it is to give a record.
+    rr: usize,
     next_seq: u64,
-    drops_reported: u64,
-    last_drop_report: Option<StdInstant>,
-    last_drop_stderr: Option<StdInstant>,
     incoming: Vec<Incoming>,
+    /// Every logger dropped its handle on the connection: nobody will attach again.
+    control_closed: bool,
 }
 
 /// How a connected session ended.
 enum End {
-    Stop(Box<Session>),
+    /// No logger is left: disconnect.
+    Idle(Box<Session>),
     Lost(SessionError),
 }
 
 impl Worker {
     async fn run(&mut self) {
-        while !self.stopping() {
+        let Some(tls) = self.tls.clone() else {
+            self.finish();
+            return;
+        };
+        loop {
+            // With no logger attached, stay disconnected until one is or all are gone.
+            while self.members.is_empty() {
+                if self.control_closed {
+                    self.finish();
+                    return;
+                }
+                let _ = tokio::time::timeout(TICK, self.signal.wake.notified()).await;
+                self.take_control();
+            }
             let connected = Session::connect(
                 &self.host,
                 self.port,
-                self.tls.clone(),
+                Arc::clone(&tls),
                 &self.client_id,
                 KEEP_ALIVE,
                 CONNECT_TIMEOUT,
@@ -196,9 +310,11 @@ impl Worker {
                 Ok(session) => {
                     self.on_connected(&session);
                     match self.serve(session).await {
-                        End::Stop(session) => {
+                        End::Idle(session) => {
                             session.disconnect(DISCONNECT_TIMEOUT).await;
-                            break;
+                            self.signal.connected.store(false, Ordering::SeqCst);
+                            self.ledger.connection_lost();
+                            continue;
                         }
                         End::Lost(err) => self.connection_lost(&err, true),
                     }
@@ -208,26 +324,72 @@ impl Worker {
             let delay = self.next_delay();
             self.sleep(delay).await;
         }
-        self.finish();
     }
 
-    fn stopping(&self) -> bool {
-        self.shared.stop.load(Ordering::SeqCst)
+    /// Applies what loggers said: new members, members gone, every handle dropped.
+    fn take_control(&mut self) {
+        loop {
+            match self.control.try_recv() {
+                Ok(Control::Attach(spec)) => {
+                    let member = Member::new(spec);
+                    if self.port != 0 {
+                        member.shared.info().broker = Some(format!("{}:{}", self.host, self.port));
+                    }
+                    self.members.push(member);
+                }
+                Ok(Control::Detach(id)) => {
+                    if let Some(i) = self.members.iter().position(|m| m.id == id) {
+                        let member = self.members.remove(i);
+                        self.ledger.forget_replays_of(id);
+                        member.close(self.diagnostics);
+                    }
+                }
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    self.control_closed = true;
+                    return;
+                }
+            }
+        }
     }
 
-    /// Sleeps, waking early only to stop.
-    async fn sleep(&self, delay: Duration) {
+    fn set_broker(&self) {
+        let broker = format!("{}:{}", self.host, self.port);
+        for m in &self.members {
+            m.shared.info().broker = Some(broker.clone());
+        }
+    }
+
+    /// Connection-wide news goes to every logger's `last_error`.
+    fn set_last_error(&self, msg: &str) {
+        for m in &self.members {
+            m.shared.set_last_error(msg);
+        }
+    }
+
+    fn notify_all(&self) {
+        for m in &self.members {
+            m.shared.notify_progress();
+        }
+    }
+
+    /// Sleeps, waking early for a change of loggers.
+    async fn sleep(&mut self, delay: Duration) {
         let until = Instant::now() + delay;
-        while !self.stopping() && Instant::now() < until {
-            let _ = tokio::time::timeout_at(until, self.shared.wake.notified()).await;
+        while Instant::now() < until {
+            let _ = tokio::time::timeout_at(until, self.signal.wake.notified()).await;
+            self.take_control();
+            if self.members.is_empty() {
+                return;
+            }
         }
     }
 
     fn on_connected(&mut self, session: &Session) {
         self.ledger.start_session(session.limits().receive_maximum);
-        self.shared.connected.store(true, Ordering::SeqCst);
+        self.signal.connected.store(true, Ordering::SeqCst);
         if self.ever_connected {
-            self.shared.reconnects.fetch_add(1, Ordering::SeqCst);
+            self.signal.reconnects.fetch_add(1, Ordering::SeqCst);
         }
         if self.outage_reported {
             diag(
@@ -244,8 +406,9 @@ impl Worker {
     async fn serve(&mut self, mut session: Session) -> End {
         let mut next_keep_alive = None;
         loop {
-            if self.stopping() {
-                return End::Stop(Box::new(session));
+            self.take_control();
+            if self.members.is_empty() {
+                return End::Idle(Box::new(session));
             }
             self.report_drops();
             self.fill(&mut session);
@@ -260,19 +423,19 @@ impl Worker {
             }
             let waiting_for_records = self.ledger.has_room() && session.has_write_room();
             if waiting_for_records && !session.has_pending_writes() {
-                self.shared.worker_idle.store(true, Ordering::SeqCst);
-                // Pairs with the fence in `Shared::wake_worker`.
+                self.signal.worker_idle.store(true, Ordering::SeqCst);
+                // Pairs with the fence in `Signal::wake_worker`.
                 fence(Ordering::SeqCst);
-                if !self.rx.is_empty() {
-                    self.shared.worker_idle.store(false, Ordering::SeqCst);
+                if self.members.iter().any(Member::has_records) || !self.control.is_empty() {
+                    self.signal.worker_idle.store(false, Ordering::SeqCst);
                     continue;
                 }
             }
             let mut incoming = std::mem::take(&mut self.incoming);
             let r = session
-                .drive(Some(&self.shared.wake), deadline, &mut incoming)
+                .drive(Some(&self.signal.wake), deadline, &mut incoming)
                 .await;
-            self.shared.worker_idle.store(false, Ordering::SeqCst);
+            self.signal.worker_idle.store(false, Ordering::SeqCst);
             let lost = self.handle(&mut incoming);
             self.incoming = incoming;
             if let Err(e) = r {
@@ -284,25 +447,36 @@ impl Worker {
         }
     }
 
-    /// Takes records until the window or the write buffer is full: replays first, then the
-    /// worker's own records, then the queue; each is encoded into the session's batch.
+    /// Takes records until the window or the write buffer is full: replays first, then one
+    /// record of each logger in turn; each is encoded into the session's batch.
     fn fill(&mut self, session: &mut Session) {
+        let mut idle_turns = 0;
         while self.ledger.has_room() && session.has_write_room() {
             let t = if let Some(t) = self.ledger.next_replay() {
                 t
-            } else if let Some(t) = self.internal.pop_front() {
-                t
             } else {
-                match self.rx.try_recv() {
-                    Ok(item) => self.track(item),
-                    Err(_) => break,
+                if self.members.is_empty() || idle_turns >= self.members.len() {
+                    break;
+                }
+                self.rr = (self.rr + 1) % self.members.len();
+                match self.members[self.rr].next(&mut self.next_seq) {
+                    Some(t) => {
+                        idle_turns = 0;
+                        t
+                    }
+                    None => {
+                        idle_turns += 1;
+                        continue;
+                    }
                 }
             };
-            let topic = match t.kind {
-                Kind::Log => self.log_topic.clone(),
-                Kind::Event => self.event_topic_bytes.clone(),
+            let member = self.members.iter().position(|m| m.id == t.member);
+            let topic = match (t.kind, member) {
+                (Kind::Event, Some(i)) => self.members[i].event_topic_bytes.clone(),
+                _ => self.log_topic.clone(),
             };
             let payload = t.payload.clone();
+            let index = t.index;
             let pkid = self.ledger.assign(t);
             if let Err(too_large) = session.publish(&topic, pkid, &payload) {
                 // It can never be sent: fail it rather than reconnect for it forever.
@@ -312,37 +486,15 @@ impl Worker {
                     too_large.size, too_large.max
                 );
                 diag(self.diagnostics, &msg);
-                self.shared.set_last_error(msg);
-                if let Some(t) = self.ledger.ack(pkid) {
-                    self.fail(t);
+                let _ = self.ledger.ack(pkid);
+                if let Some(i) = member {
+                    self.members[i].shared.set_last_error(msg);
+                    if let Some(index) = index {
+                        self.members[i].fail(index);
+                    }
                 }
             }
         }
-    }
-
-    fn track(&mut self, item: Item) -> Tracked {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        Tracked {
-            seq,
-            index: Some(self.settlements.take()),
-            kind: item.kind,
-            payload: item.payload,
-        }
-    }
-
-    fn push_internal(&mut self, level: Level, message: &str) {
-        let Ok(meta) = meta_ref(level, &self.source, "kepmlog", message, "", "") else {
-            return;
-        };
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.internal.push_back(Tracked {
-            seq,
-            index: None,
-            kind: Kind::Log,
-            payload: encode_ref(&meta).into(),
-        });
     }
 
     /// Settles acknowledged records; returns the error when the broker disconnected us.
@@ -370,14 +522,18 @@ impl Worker {
                 }
             }
         }
-        let low = self.settlements.low();
-        self.shared.settled_low.store(low, Ordering::SeqCst);
-        self.shared.notify_settled(low);
+        for m in &self.members {
+            let low = m.settlements.low();
+            if m.shared.settled_low.load(Ordering::Relaxed) != low {
+                m.shared.settled_low.store(low, Ordering::SeqCst);
+                m.shared.notify_settled(low);
+            }
+        }
         lost
     }
 
     fn connection_lost(&mut self, err: &SessionError, was_connected: bool) {
-        self.shared.connected.store(false, Ordering::SeqCst);
+        self.signal.connected.store(false, Ordering::SeqCst);
         self.ledger.connection_lost();
         let broker = format!("{}:{}", self.host, self.port);
         let msg = if was_connected {
@@ -390,8 +546,8 @@ impl Worker {
             diag(self.diagnostics, &msg);
             self.outage_reported = true;
         }
-        self.shared.set_last_error(msg);
-        self.shared.notify_progress();
+        self.set_last_error(&msg);
+        self.notify_all();
     }
 
     fn next_delay(&mut self) -> Duration {
@@ -410,92 +566,71 @@ impl Worker {
         let Some(index) = t.index else {
             return;
         };
+        // A record of a logger that has shut down since: it was counted as failed then.
+        let Some(m) = self.members.iter_mut().find(|m| m.id == t.member) else {
+            return;
+        };
         if code < 0x80 {
-            self.shared.delivered.fetch_add(1, Ordering::SeqCst);
+            m.shared.delivered.fetch_add(1, Ordering::SeqCst);
         } else {
-            self.shared.denied.fetch_add(1, Ordering::SeqCst);
+            m.shared.denied.fetch_add(1, Ordering::SeqCst);
             let topic = match t.kind {
                 Kind::Log => LOG_TOPIC.to_string(),
-                Kind::Event => self.event_topic.clone(),
+                Kind::Event => m.event_topic.clone(),
             };
             let msg = format!(
                 "the broker denied a publish to topic {topic:?} (reason 0x{code:02x} {}): add {topic:?} \
                  to mqttTopics.allowedPublications in the job JSON",
                 reason_name(code)
             );
-            let mut info = self.shared.info();
+            let mut info = m.shared.info();
             if !info.denied_topics.contains(&topic) {
                 info.denied_topics.push(topic);
                 diag(self.diagnostics, &msg);
             }
             info.last_error = Some(msg);
         }
-        self.settlements.settle(index);
+        m.settlements.settle(index);
     }
 
-    fn fail(&mut self, t: Tracked) {
-        if let Some(index) = t.index {
-            self.shared.failed.fetch_add(1, Ordering::SeqCst);
-            let low = self.settlements.settle(index);
-            self.shared.settled_low.store(low, Ordering::SeqCst);
-            self.shared.notify_settled(low);
-        }
-    }
-
-    /// Once a second at most: one Warning record saying how many records the full queue dropped.
+    /// Once a second at most per logger: one Warning record saying how many records its full
+    /// queue dropped.
     fn report_drops(&mut self) {
-        let dropped = self.shared.dropped.load(Ordering::SeqCst);
-        if dropped <= self.drops_reported {
-            return;
-        }
-        if self
-            .last_drop_report
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-        {
-            return;
-        }
-        let delta = dropped - self.drops_reported;
-        self.drops_reported = dropped;
-        self.last_drop_report = Some(StdInstant::now());
-        let msg = format!(
-            "kepmlog dropped {delta} record(s) because its queue (capacity {}) was full \
-             ({dropped} in total); raise the queue capacity or use the blocking overflow mode",
-            self.capacity
-        );
-        if self
-            .last_drop_stderr
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
-        {
-            diag(self.diagnostics, &msg);
-            self.last_drop_stderr = Some(StdInstant::now());
-        }
-        self.push_internal(Level::Warning, &msg);
-    }
-
-    /// Counts what was never delivered as failed.
-    fn finish(&mut self) {
-        let mut failed = 0;
-        for t in self.ledger.take_all() {
-            if t.index.is_some() {
-                failed += 1;
+        for m in &mut self.members {
+            let dropped = m.shared.dropped.load(Ordering::SeqCst);
+            if dropped <= m.drops_reported {
+                continue;
             }
-            self.fail(t);
+            if m.last_drop_report
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+            {
+                continue;
+            }
+            let delta = dropped - m.drops_reported;
+            m.drops_reported = dropped;
+            m.last_drop_report = Some(StdInstant::now());
+            let msg = format!(
+                "kepmlog dropped {delta} record(s) because its queue (capacity {}) was full \
+                 ({dropped} in total); raise the queue capacity or use the blocking overflow mode",
+                m.capacity
+            );
+            if m.last_drop_stderr
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+            {
+                diag(self.diagnostics, &msg);
+                m.last_drop_stderr = Some(StdInstant::now());
+            }
+            m.push_internal(&mut self.next_seq, Level::Warning, &msg);
         }
-        self.shared.connected.store(false, Ordering::SeqCst);
-        fail_rest(&self.rx, &self.shared, failed, self.diagnostics);
     }
-}
 
-/// Counts the records still queued as failed and says so once.
-fn fail_rest(rx: &Receiver<Item>, shared: &Shared, already: u64, diagnostics: bool) {
-    let queued = rx.try_iter().count() as u64;
-    shared.failed.fetch_add(queued, Ordering::SeqCst);
-    let total = already + queued;
-    if total > 0 {
-        let last = shared.info().last_error.clone().unwrap_or_default();
-        diag(
-            diagnostics,
-            &format!("shut down with {total} record(s) not delivered (last error: {last})"),
-        );
+    /// The worker ends: every logger still attached gets what is left counted as failed.
+    fn finish(&mut self) {
+        self.take_control();
+        let _ = self.ledger.take_all();
+        self.signal.connected.store(false, Ordering::SeqCst);
+        for m in self.members.drain(..) {
+            m.close(self.diagnostics);
+        }
     }
 }
