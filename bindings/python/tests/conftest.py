@@ -96,6 +96,21 @@ class DevAgent:
         with self._cv:
             return list(self._clients)
 
+    def connections_of(self, client_id: str, at_least: int = 1, timeout: float = 20.0) -> int:
+        """How many times the broker saw `client_id` connect, after waiting until it saw it at
+        least `at_least` times and a moment more (the connection lines come from the broker's
+        log and may trail the messages)."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self._clients.count(client_id) < at_least:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cv.wait(min(left, 0.5))
+        time.sleep(0.5)
+        with self._cv:
+            return self._clients.count(client_id)
+
     def wait_for(self, count: int, topic: str = "KeeperLogger", timeout: float = 20.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         with self._cv:
