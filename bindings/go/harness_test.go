@@ -145,6 +145,37 @@ func (d *devagent) messages(topic string, n int) []message {
 	}
 }
 
+// connections returns how many times the broker saw clientID connect, after waiting until it
+// saw it at least atLeast times (or 20 s) and a moment more: the connection lines come from
+// the broker's log and may trail the messages.
+func (d *devagent) connections(clientID string, atLeast int) int {
+	count := func() (n int) {
+		for _, c := range d.clients {
+			if c == clientID {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	d.mu.Lock()
+	for count() < atLeast && !d.done && time.Now().Before(deadline) {
+		d.waitLocked(deadline)
+	}
+	d.mu.Unlock()
+	time.Sleep(500 * time.Millisecond)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return count()
+}
+
+// clientsSeen lists every client id the broker saw connect, in order.
+func (d *devagent) clientsSeen() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.clients...)
+}
+
 // metaData decodes MetaData of a KeeperLogger payload.
 func metaData(t *testing.T, m message) map[string]any {
 	t.Helper()
