@@ -48,9 +48,10 @@ impl Conn {
         Ok(())
     }
 
-    /// Tells the worker a logger is gone (it counts what is left of it as failed).
-    pub fn detach(&self, id: u64) {
-        let _ = self.control.send(Control::Detach(id));
+    /// Tells the worker a logger is gone: it serves the logger's last records until the
+    /// deadline and counts what is left as failed.
+    pub fn detach(&self, id: u64, deadline: std::time::Instant) {
+        let _ = self.control.send(Control::Detach { id, deadline });
         self.signal.wake.notify_one();
     }
 

@@ -387,13 +387,26 @@ impl Logger {
         let Some(conn) = conn else {
             return result;
         };
-        // The worker counts what is left of this logger as failed and lets it go; the other
-        // loggers on the connection go on.
-        conn.detach(self.member_id);
+        // The worker serves what is left of this logger until the deadline (a record logged
+        // by another thread while shutdown began may still be on its way), counts the rest as
+        // failed and lets it go; the other loggers on the connection go on.
+        conn.detach(self.member_id, deadline);
         // Detaching, and for the last logger the disconnect, need a moment even when the
         // flush used the whole budget.
         let join_by = deadline.max(Instant::now() + Duration::from_millis(200));
-        self.shared.wait_until(join_by, || self.shared.info().done);
+        let released = self.shared.wait_until(join_by, || self.shared.info().done);
+        let left = if released {
+            self.shared.info().failed_at_close
+        } else {
+            self.stats().pending
+        };
+        let result = match result {
+            Ok(()) if left > 0 => Err(Error::Timeout {
+                undelivered: left,
+                last_error: self.shared.info().last_error.clone(),
+            }),
+            other => other,
+        };
         // The last logger on the connection ends the worker (dropping the connection closes
         // its control channel) and joins it, unless it is stuck in a network call past the
         // deadline: then it stays detached and ends with the process.

@@ -41,8 +41,13 @@ pub(crate) struct MemberSpec {
 /// What loggers tell the worker they share.
 pub(crate) enum Control {
     Attach(MemberSpec),
-    /// The logger shut down: count what it still has as failed and forget it.
-    Detach(u64),
+    /// The logger shut down: serve what it still has until the deadline (a record logged
+    /// while shutdown began may still be on its way), then count the rest as failed and
+    /// forget it.
+    Detach {
+        id: u64,
+        deadline: std::time::Instant,
+    },
 }
 
 /// State of one connection (one worker), shared by the loggers that use it.
@@ -101,6 +106,8 @@ pub(crate) struct Info {
     pub denied_topics: Vec<String>,
     /// The worker is done with this logger (detached, or the worker ended).
     pub done: bool,
+    /// Records still unsettled when the worker let this logger go (counted as failed).
+    pub failed_at_close: u64,
 }
 
 impl Shared {

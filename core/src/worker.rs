@@ -163,6 +163,8 @@ struct Member {
     drops_reported: u64,
     last_drop_report: Option<StdInstant>,
     last_drop_stderr: Option<StdInstant>,
+    /// Its logger shut down: serve it until everything it accepted is settled or until then.
+    leaving: Option<StdInstant>,
 }
 
 impl Member {
@@ -180,7 +182,16 @@ impl Member {
             drops_reported: 0,
             last_drop_report: None,
             last_drop_stderr: None,
+            leaving: None,
         }
+    }
+
+    /// Everything its logger accepted is settled.
+    fn all_settled(&self) -> bool {
+        let settled = self.shared.delivered.load(Ordering::SeqCst)
+            + self.shared.denied.load(Ordering::SeqCst)
+            + self.shared.failed.load(Ordering::SeqCst);
+        settled >= self.shared.reserved.load(Ordering::SeqCst)
     }
 
     fn push_internal(&mut self, next_seq: &mut u64, level: Level, message: &str) {
@@ -239,6 +250,7 @@ impl Member {
             + shared.failed.load(Ordering::SeqCst);
         let left = reserved.saturating_sub(settled);
         shared.failed.fetch_add(left, Ordering::SeqCst);
+        shared.info().failed_at_close = left;
         if left > 0 {
             let last = shared.info().last_error.clone().unwrap_or_default();
             diag(
@@ -337,18 +349,36 @@ impl Worker {
                     }
                     self.members.push(member);
                 }
-                Ok(Control::Detach(id)) => {
-                    if let Some(i) = self.members.iter().position(|m| m.id == id) {
-                        let member = self.members.remove(i);
-                        self.ledger.forget_replays_of(id);
-                        member.close(self.diagnostics);
+                Ok(Control::Detach { id, deadline }) => {
+                    if let Some(m) = self.members.iter_mut().find(|m| m.id == id) {
+                        m.leaving = Some(deadline);
                     }
                 }
-                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     self.control_closed = true;
-                    return;
+                    break;
                 }
+            }
+        }
+        self.let_go();
+    }
+
+    /// Lets the leaving loggers go that have nothing left, or whose deadline has passed.
+    fn let_go(&mut self) {
+        let now = StdInstant::now();
+        let mut i = 0;
+        while i < self.members.len() {
+            let m = &self.members[i];
+            let go = m
+                .leaving
+                .is_some_and(|deadline| now >= deadline || m.all_settled());
+            if go {
+                let member = self.members.remove(i);
+                self.ledger.forget_replays_of(member.id);
+                member.close(self.diagnostics);
+            } else {
+                i += 1;
             }
         }
     }
@@ -373,11 +403,12 @@ impl Worker {
         }
     }
 
-    /// Sleeps, waking early for a change of loggers.
+    /// Sleeps, looking at the loggers at least every tick (a leaving one has a deadline).
     async fn sleep(&mut self, delay: Duration) {
         let until = Instant::now() + delay;
         while Instant::now() < until {
-            let _ = tokio::time::timeout_at(until, self.signal.wake.notified()).await;
+            let step = until.min(Instant::now() + TICK);
+            let _ = tokio::time::timeout_at(step, self.signal.wake.notified()).await;
             self.take_control();
             if self.members.is_empty() {
                 return;

@@ -204,6 +204,24 @@ static size_t da_wait(devagent *d, const char *topic, size_t want, int ms) {
     }
 }
 
+/* Waits until the broker has reported a connection of `client_id` (or `ms`): its log line can
+   reach the devagent after the client's first messages. Returns 1 when seen. Call unlocked. */
+static int da_wait_client(devagent *d, const char *client_id, int ms) {
+    struct timespec ts;
+    size_t i;
+    int found = 0;
+    da_deadline(&ts, ms);
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        for (i = 0; i < d->n_clients && !found; i++) {
+            if (client_id && strcmp(d->clients[i], client_id) == 0) found = 1;
+        }
+        if (found || d->eof || pthread_cond_timedwait(&d->cv, &d->mu, &ts) == ETIMEDOUT) break;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return found;
+}
+
 static int da_stop(devagent *d) {
     int status = 0;
     size_t i;
