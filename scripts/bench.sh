@@ -9,7 +9,9 @@
 #   scripts/bench.sh                 full run (100,000 records x 3 rounds x 4 settings), ~20 min
 #   scripts/bench.sh --quick         smoke test: 10,000 records, 1 round, 2 settings, short
 #                                    extras; writes target/bench/BENCHMARKS-quick.md
-#   options: --settings sub-rm20,sub-rm65535,nosub-rm20,nosub-rm65535  --peers KEY,..
+#   options: --settings sub-rm20,sub-rm65535,nosub-rm20,nosub-rm65535
+#            --peers kepmlog-rust,kepmlog-c,kepmlog-go,kepmlog-python,kepmlog-python-logging,
+#                    kepmlog-node,rumqttc,paho,mqttjs,mosquitto_pub
 #            --rounds N  --out FILE  --no-extras  --skip-build (reuse the last build)
 #   KEPMLOG_BENCH_N=... overrides the record count.
 set -euo pipefail
@@ -24,7 +26,7 @@ args=()
 for a in "$@"; do
   case $a in
     --skip-build) skip_build=true ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) args+=("$a") ;;
   esac
 done
