@@ -38,6 +38,7 @@ for tool in mosquitto_pub:mosquitto-clients cc:gcc make:make pkg-config:pkg-conf
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+[ -x /usr/bin/time ] || need+=(time)   # mosquitto_pub's peak RSS
 if [ ${#need[@]} -gt 0 ]; then
   echo "bench: installing ${need[*]} (apt-get)" >&2
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,12 +27,27 @@ func fail(format string, args ...any) {
 	os.Exit(1)
 }
 
-func usage() (cpuUs int64, maxrssKb int64) {
+func cpuUs() int64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, 0
+		return 0
 	}
-	return ru.Utime.Sec*1e6 + ru.Utime.Usec + ru.Stime.Sec*1e6 + ru.Stime.Usec, ru.Maxrss
+	return ru.Utime.Sec*1e6 + ru.Utime.Usec + ru.Stime.Sec*1e6 + ru.Stime.Usec
+}
+
+// peakRSSKb is VmHWM: ru_maxrss would include the driver's, which Linux carries over fork + exec.
+func peakRSSKb() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb
+		}
+	}
+	return 0
 }
 
 func pct(sorted []int64, p float64) int64 {
@@ -88,7 +104,7 @@ func main() {
 
 	lat := make([]int64, n)
 	refused := 0
-	cpu0, _ := usage()
+	cpu0 := cpuUs()
 	t0 := time.Now()
 	for i := range lat {
 		a := time.Now()
@@ -100,7 +116,7 @@ func main() {
 	}
 	flushErr := l.Flush(300 * time.Second)
 	secs := time.Since(t0).Seconds()
-	cpu1, maxrss := usage()
+	cpu1, maxrss := cpuUs(), peakRSSKb()
 	after, _ := l.Stats()
 	_ = l.Close()
 

@@ -1,12 +1,14 @@
 //! Shared parts of the Rust benchmark peers that `scripts/bench.sh` runs (see
-//! `bench/run.py`, which starts them): settings from the environment, CPU time and peak
-//! memory from `getrusage`, per-call latency percentiles, and the one JSON result line every
-//! peer prints, in any language:
+//! `bench/run.py`, which starts them): settings from the environment, CPU time from
+//! `getrusage` and peak memory from /proc/self/status, per-call latency percentiles, and the
+//! one JSON result line every peer prints, in any language:
 //!
 //! `{"peer":..,"n":..,"acked":..,"secs":..,"cpu_us":..,"maxrss_kb":..,"p50_ns":..,"p99_ns":..,"p999_ns":..}`
 //!
 //! `secs` runs from just before the first log/publish call to the moment every record is
-//! acknowledged; `cpu_us` is user + system CPU of the whole process over that window.
+//! acknowledged; `cpu_us` is user + system CPU of the whole process over that window;
+//! `maxrss_kb` is the process's peak RSS (`VmHWM`; not `ru_maxrss`, which Linux carries over
+//! from the parent across fork + exec, so every peer would show at least the driver's).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -76,36 +78,32 @@ pub fn count(name: &str, default: usize) -> Result<usize, String> {
     }
 }
 
-/// CPU time (user + system, all threads) and peak RSS of this process so far.
-#[derive(Clone, Copy, Debug)]
-pub struct Usage {
-    pub cpu_us: u64,
-    pub maxrss_kb: u64,
-}
-
-pub fn usage() -> Usage {
+/// CPU time (user + system, all threads) of this process so far, in µs.
+pub fn cpu_us() -> u64 {
     match getrusage(UsageWho::RUSAGE_SELF) {
         Ok(u) => {
             let us =
                 |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
-            Usage {
-                cpu_us: us(u.user_time()) + us(u.system_time()),
-                // Linux reports kilobytes.
-                maxrss_kb: u.max_rss().max(0) as u64,
-            }
+            us(u.user_time()) + us(u.system_time())
         }
-        Err(_) => Usage {
-            cpu_us: 0,
-            maxrss_kb: 0,
-        },
+        Err(_) => 0,
     }
+}
+
+fn proc_status_kb(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The resident set size right now (`VmRSS` of /proc/self/status), in kB.
 pub fn rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    proc_status_kb("VmRSS:")
+}
+
+/// The peak resident set size of this program (`VmHWM`), in kB.
+pub fn peak_rss_kb() -> u64 {
+    proc_status_kb("VmHWM:").unwrap_or(0)
 }
 
 /// The measured window: wall clock and process CPU from [`Window::start`] to
@@ -113,22 +111,22 @@ pub fn rss_kb() -> Option<u64> {
 #[derive(Clone, Copy)]
 pub struct Window {
     start: Instant,
-    usage: Usage,
+    cpu_us: u64,
 }
 
 impl Window {
     pub fn start() -> Window {
-        let usage = usage();
+        let cpu_us = cpu_us();
         Window {
             start: Instant::now(),
-            usage,
+            cpu_us,
         }
     }
 
     /// (seconds, CPU µs) since `start`.
     pub fn finish(&self) -> (f64, u64) {
         let secs = self.start.elapsed().as_secs_f64();
-        (secs, usage().cpu_us.saturating_sub(self.usage.cpu_us))
+        (secs, cpu_us().saturating_sub(self.cpu_us))
     }
 }
 
@@ -166,7 +164,7 @@ impl Report<'_> {
             "acked": self.acked,
             "secs": self.secs,
             "cpu_us": self.cpu_us,
-            "maxrss_kb": usage().maxrss_kb,
+            "maxrss_kb": peak_rss_kb(),
             "p50_ns": percentile(self.lat_ns, 0.5),
             "p99_ns": percentile(self.lat_ns, 0.99),
             "p999_ns": percentile(self.lat_ns, 0.999),
@@ -241,7 +239,8 @@ mod tests {
         std::hint::black_box(x);
         let (secs, _cpu) = w.finish();
         assert!(secs > 0.0);
-        assert!(usage().maxrss_kb > 0);
+        assert!(peak_rss_kb() > 0);
         assert!(rss_kb().unwrap_or(0) > 0);
+        assert!(peak_rss_kb() >= rss_kb().unwrap_or(0));
     }
 }

@@ -106,8 +106,10 @@ fn down(env: &Env) -> Result<String, String> {
     )
     .map_err(|e| format!("Logger::new: {e}"))?;
     let marks = [n / 10, n / 4, n / 2, n];
+    // Filled, not zeroed: its pages are resident before the first sample, so the samples
+    // show kepmlog's memory only.
+    let mut lat = vec![1u64; n];
     let mut samples = vec![json!([0, rss_kb()])];
-    let mut lat = vec![0u64; n];
     let window = Window::start();
     let mut done = 0usize;
     for mark in marks {
