@@ -6,7 +6,7 @@
 # time to the first PUBACK. Installs what it needs (apt, pip and npm into target/bench), builds
 # the peers in release, runs bench/run.py, writes BENCHMARKS.md.
 #
-#   scripts/bench.sh                 full run (100,000 records x 3 rounds x 4 settings), ~20 min
+#   scripts/bench.sh                 full run (100,000 records x 3 rounds x 4 settings), ~12 min
 #   scripts/bench.sh --quick         smoke test: 10,000 records, 1 round, 2 settings, short
 #                                    extras; writes target/bench/BENCHMARKS-quick.md
 #   options: --settings sub-rm20,sub-rm65535,nosub-rm20,nosub-rm65535
