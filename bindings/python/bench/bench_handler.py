@@ -11,7 +11,11 @@ Measures, call by call (time.perf_counter_ns around each call), against one
 
 and prints median and p99 in ns, the ratios to paho, and how many records each delivered.
 A "stdlib" row logs the same call through a handler that only formats: the share of the
-handler row that is the `logging` module's own (LogRecord, caller lookup, formatting).
+handler row that is the `logging` module's own (LogRecord, caller lookup, formatting); a
+"null" row through `logging.NullHandler`, the floor of any handler (LogRecord and caller
+lookup, no formatting, no handler lock), measured in blocks alternating with the handler
+row's so that both see the same machine load. The last line is the handler's median over the
+NullHandler's (target: at most 1.5x).
 Not a test: run it by hand (needs `pip install paho-mqtt`):
 
     python bindings/python/bench/bench_handler.py [--count 20000]
@@ -40,7 +44,9 @@ JOB_ID = "py-bench"
 def start_devagent() -> tuple[subprocess.Popen, dict]:
     path = os.environ.get("KEPM_DEVAGENT") or str(REPO / "target" / "debug" / "kepm-devagent")
     proc = subprocess.Popen(
-        [path, "serve", "--allow", "KeeperLogger"],
+        # No capture subscriber: its stream of received messages would be read by the drain
+        # thread below, in this process, competing for the GIL with the timed calls.
+        [path, "serve", "--allow", "KeeperLogger", "--no-capture"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
         env=dict(os.environ, TMPDIR="/tmp"),
     )
@@ -56,26 +62,36 @@ def summarize(samples: list[int]) -> tuple[float, float]:
     return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
-def bench_handler(ready: dict, count: int) -> tuple[list[int], int]:
+def bench_handler_and_null(ready: dict, count: int, blocks: int = 20) -> dict:
+    """The handler run and the same call through logging.NullHandler (the cost of `logging`
+    itself), in alternating blocks so that both see the same machine load."""
     log = kepmlog.Logger("BenchTool", job_id=JOB_ID, api_base=ready["api_base"], diagnostics=False)
     handler = kepmlog.KeeperLoggerHandler(log, category="Bench")
     pylog = logging.getLogger("bench.handler")
     pylog.propagate = False
     pylog.setLevel(logging.INFO)
     pylog.addHandler(handler)
+    nulllog = logging.getLogger("bench.null")
+    nulllog.propagate = False
+    nulllog.setLevel(logging.INFO)
+    nulllog.addHandler(logging.NullHandler())
     log.info("Bench", "warm-up")
     log.flush(20)
-    samples = []
+    samples: dict[str, list[int]] = {"null": [], "handler": []}
     clock = time.perf_counter_ns
-    for i in range(count):
-        t0 = clock()
-        pylog.info("record %d of the handler run", i)
-        samples.append(clock() - t0)
+    per_block = max(1, count // blocks)
+    for block in range(blocks):
+        for name, lg in (("null", nulllog), ("handler", pylog)):
+            out = samples[name]
+            for i in range(block * per_block, (block + 1) * per_block):
+                t0 = clock()
+                lg.info("record %d of the handler run", i)
+                out.append(clock() - t0)
     log.flush(60)
     delivered = log.stats()["delivered"] - 1
     pylog.removeHandler(handler)
     log.shutdown(5)
-    return samples, delivered
+    return {"null": (samples["null"], 0), "handler": (samples["handler"], delivered)}
 
 
 def bench_stdlib_baseline(ready: dict, count: int) -> tuple[list[int], int]:
@@ -170,8 +186,8 @@ def main() -> int:
     proc, ready = start_devagent()
     try:
         runs = {
+            **bench_handler_and_null(ready, opts.count),
             "stdlib": bench_stdlib_baseline(ready, opts.count),
-            "handler": bench_handler(ready, opts.count),
             "direct": bench_direct(ready, opts.count),
         }
         try:
@@ -191,6 +207,10 @@ def main() -> int:
         median, p99 = summarize(samples)
         ratio = f"{median / paho_median:.2f}x" if paho_median else "-"
         print(f"{name:<8} {median:>10.0f} {p99:>10.0f} {delivered:>10} {ratio:>15}")
+    null_median = summarize(list(runs["null"][0]))[0]
+    handler_median = summarize(list(runs["handler"][0]))[0]
+    print(f"handler median / NullHandler median: {handler_median:.0f} / {null_median:.0f} ns "
+          f"= {handler_median / null_median:.2f}x")
     return 0
 
 

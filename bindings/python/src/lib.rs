@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use kepmlog::{Error, Level, Logger, Options, Overflow};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyString, PyType};
 
 /// Turns a core error into the matching `kepmlog` exception (`kepmlog._errors.from_kind`).
 fn to_py_err(py: Python<'_>, err: &Error) -> PyErr {
@@ -51,6 +53,128 @@ impl NativeLogger {
     fn logger(&self) -> &Logger {
         // `inner` is only emptied by Drop.
         self.inner.as_ref().unwrap_or_else(|| unreachable!())
+    }
+
+    fn push(
+        &self,
+        py: Python<'_>,
+        level: Level,
+        category: &str,
+        message: &str,
+        correlation_id: &str,
+        context: &str,
+    ) -> PyResult<bool> {
+        let logger = self.logger();
+        let result = if self.block {
+            // Waiting for queue room must not hold up the other Python threads.
+            py.detach(|| logger.log_with(level, category, message, correlation_id, context))
+        } else {
+            logger.log_with(level, category, message, correlation_id, context)
+        };
+        accepted(py, result)
+    }
+}
+
+/// `logging.LogRecord`, and its `getMessage` as first seen here.
+static LOG_RECORD: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static GET_MESSAGE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static WITH_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// A `logging.LogRecord` (or any object the handler is given) being read.
+struct Record<'a, 'py> {
+    obj: &'a Bound<'py, PyAny>,
+    /// `record.__dict__`: where `extra` keys live.
+    dict: Bound<'py, PyDict>,
+    /// `type(record)`.
+    ty: Bound<'py, PyType>,
+    /// Exactly a `logging.LogRecord`: its attributes are plain entries of `dict`.
+    exact: bool,
+}
+
+impl<'a, 'py> Record<'a, 'py> {
+    fn new(py: Python<'py>, obj: &'a Bound<'py, PyAny>) -> PyResult<Self> {
+        let log_record = LOG_RECORD.import(py, "logging", "LogRecord")?;
+        let dict = obj
+            .getattr(intern!(py, "__dict__"))?
+            .cast_into::<PyDict>()?;
+        let ty = obj.get_type();
+        let exact = ty.is(log_record);
+        Ok(Record {
+            obj,
+            dict,
+            ty,
+            exact,
+        })
+    }
+
+    /// `record.<name>`.
+    fn attr(&self, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+        if self.exact {
+            if let Some(v) = self.dict.get_item(name)? {
+                return Ok(v);
+            }
+        }
+        self.obj.getattr(name)
+    }
+
+    /// `record.getMessage()`: computed here (`str(msg) % args` when there are args, as
+    /// `LogRecord.getMessage` does) unless the record's class has another `getMessage`.
+    fn message(&self) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.obj.py();
+        let original = GET_MESSAGE.get_or_try_init(py, || {
+            LOG_RECORD
+                .import(py, "logging", "LogRecord")?
+                .getattr("getMessage")
+                .map(Bound::unbind)
+        })?;
+        let get_message = intern!(py, "getMessage");
+        if !self.ty.getattr(get_message)?.is(original) {
+            return self.obj.call_method0(get_message);
+        }
+        let msg = as_str(&self.attr(intern!(py, "msg"))?)?;
+        let args = self.attr(intern!(py, "args"))?;
+        if args.is_truthy()? {
+            msg.rem(args)
+        } else {
+            Ok(msg)
+        }
+    }
+}
+
+/// `record.__dict__.get(key)` when it is truthy (the handler's `extra.get(key) or default`).
+fn present<'py>(
+    extra: &Bound<'py, PyDict>,
+    key: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match extra.get_item(key)? {
+        Some(v) if v.is_truthy()? => Ok(Some(v)),
+        _ => Ok(None),
+    }
+}
+
+/// `v if type(v) is str else str(v)`.
+fn as_str<'py>(v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if v.is_exact_instance_of::<PyString>() {
+        Ok(v.clone())
+    } else {
+        Ok(v.str()?.into_any())
+    }
+}
+
+/// The KeeperLogger level of a `logging` level number (`kepmlog.wire_level`).
+fn wire_level(levelno: f64) -> Level {
+    if levelno >= 50.0 {
+        Level::Critical
+    } else if levelno >= 40.0 {
+        Level::Error
+    } else if levelno >= 30.0 {
+        Level::Warning
+    } else if levelno >= 20.0 {
+        Level::Info
+    } else if levelno >= 10.0 {
+        Level::Debug
+    } else {
+        Level::Verbose
     }
 }
 
@@ -121,18 +245,63 @@ impl NativeLogger {
     ) -> PyResult<bool> {
         let level = Level::from_wire(level)
             .ok_or_else(|| to_py_err(py, &Error::InvalidLevel(level.to_string())))?;
-        let category = text("category", category)?;
-        let message = text("message", message)?;
-        let correlation_id = text("correlation_id", correlation_id)?;
-        let context = text("context", context)?;
-        let logger = self.logger();
-        let result = if self.block {
-            // Waiting for queue room must not hold up the other Python threads.
-            py.detach(|| logger.log_with(level, &category, &message, &correlation_id, &context))
-        } else {
-            logger.log_with(level, &category, &message, &correlation_id, &context)
+        self.push(
+            py,
+            level,
+            &text("category", category)?,
+            &text("message", message)?,
+            &text("correlation_id", correlation_id)?,
+            &text("context", context)?,
+        )
+    }
+
+    /// `KeeperLoggerHandler.emit` in one call: queues one `logging.LogRecord`. Level from
+    /// `levelno` (as `kepmlog.wire_level`), Message `message` (the handler's formatter output)
+    /// or else `record.getMessage()`, Category / CorrelationId / Context from the record's
+    /// `extra` keys when present and truthy (Category falls back to `default_category`), then
+    /// `exc_info` / `stack_info` appended to Context by `kepmlog._handler._with_exception`.
+    #[pyo3(signature = (record, default_category, message = None))]
+    fn log_record(
+        &self,
+        py: Python<'_>,
+        record: &Bound<'_, PyAny>,
+        default_category: &Bound<'_, PyAny>,
+        message: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let rec = Record::new(py, record)?;
+        let levelno: f64 = rec.attr(intern!(py, "levelno"))?.extract()?;
+        let message = match message {
+            Some(m) => m,
+            None => rec.message()?,
         };
-        accepted(py, result)
+        let category = match present(&rec.dict, intern!(py, "category"))? {
+            Some(c) => as_str(&c)?,
+            None => as_str(default_category)?,
+        };
+        let correlation_id = match present(&rec.dict, intern!(py, "correlation_id"))? {
+            Some(c) => Some(as_str(&c)?),
+            None => None,
+        };
+        let mut context = match present(&rec.dict, intern!(py, "context"))? {
+            Some(c) => Some(as_str(&c)?),
+            None => None,
+        };
+        if rec.attr(intern!(py, "exc_info"))?.is_truthy()?
+            || rec.attr(intern!(py, "stack_info"))?.is_truthy()?
+        {
+            let with_exception =
+                WITH_EXCEPTION.import(py, "kepmlog._handler", "_with_exception")?;
+            let base = context.unwrap_or_else(|| intern!(py, "").clone().into_any());
+            context = Some(as_str(&with_exception.call1((record, base))?)?);
+        }
+        self.push(
+            py,
+            wire_level(levelno),
+            &text("category", &category)?,
+            &text("message", &message)?,
+            &text_or_empty("correlation_id", &correlation_id)?,
+            &text_or_empty("context", &context)?,
+        )
     }
 
     /// Queues one event given as JSON text (one object).
@@ -214,11 +383,21 @@ impl NativeLogger {
 /// A `str` argument as UTF-8; anything else is a `TypeError` naming the argument.
 fn text<'a>(name: &str, value: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
     match value.cast::<PyString>() {
+        // Under abi3-py39 every other str is copied (twice): skip that for "".
+        Ok(s) if s.len()? == 0 => Ok(Cow::Borrowed("")),
         Ok(s) => s.to_cow(),
         Err(_) => Err(PyTypeError::new_err(format!(
             "{name} must be a str, not {}",
             type_name(value)
         ))),
+    }
+}
+
+/// [`text`], or "" for an absent field.
+fn text_or_empty<'a>(name: &str, value: &'a Option<Bound<'_, PyAny>>) -> PyResult<Cow<'a, str>> {
+    match value {
+        Some(v) => text(name, v),
+        None => Ok(Cow::Borrowed("")),
     }
 }
 

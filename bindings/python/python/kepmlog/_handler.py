@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any, Optional
 
 from . import _errors, _logger
@@ -40,6 +41,8 @@ class _MessageOnlyFormatter(logging.Formatter):
 
 
 _MESSAGE_ONLY = _MessageOnlyFormatter()
+# Python 3.12 made Handler.handle return the (filtered) record instead of True.
+_HANDLE_RETURNS_RECORD = sys.version_info >= (3, 12)
 _EXC_FORMATTER = logging.Formatter()
 
 
@@ -97,31 +100,53 @@ class KeeperLoggerHandler(logging.Handler):
         self.setFormatter(_MESSAGE_ONLY)
         self.flush_timeout = float(flush_timeout)
 
-    def emit(self, record: logging.LogRecord) -> None:
+    #: Class flags, kept by ``__init_subclass__``: ``_plain_format`` while the class keeps
+    #: ``logging.Handler.format`` (with the default formatter the message is then
+    #: ``record.getMessage()``, which the native call computes itself); ``_fast`` while it
+    #: keeps this ``emit`` too (then ``handle`` may skip the handler lock).
+    _plain_format = True
+    _fast = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._plain_format = cls.format is logging.Handler.format
+        cls._fast = cls._plain_format and cls.emit is KeeperLoggerHandler.emit
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        """``logging.Handler.handle``, without the handler lock when there is nothing to
+        serialize: no filters, the default formatter and this class's ``emit`` (the logger is
+        thread-safe and ``emit`` only calls it). Otherwise the standard path, lock included."""
+        if self.filters or not self._fast or self.formatter is not _MESSAGE_ONLY:
+            return super().handle(record)
         try:
-            message = self.format(record)
-            extra = record.__dict__
-            category = extra.get("category") or self.category
-            correlation_id = extra.get("correlation_id") or ""
-            context = extra.get("context") or ""
-            if record.exc_info or record.stack_info:
-                context = _with_exception(record, str(context))
-            self.logger._native.log(
-                wire_level(record.levelno),
-                category if type(category) is str else str(category),
-                message,
-                correlation_id if type(correlation_id) is str else str(correlation_id),
-                context if type(context) is str else str(context),
-            )
+            self.logger._native.log_record(record, self.category)
         except RecursionError:
             raise
-        except _errors.ShutDownError:
+        except Exception as e:
+            self._emit_failed(record, e)
+        return record if _HANDLE_RETURNS_RECORD else True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # One native call reads the level, the message, the extra keys and exc_info /
+        # stack_info off the record (NativeLogger.log_record); only a formatter of the
+        # user's own runs here.
+        try:
+            if self.formatter is _MESSAGE_ONLY and self._plain_format:
+                self.logger._native.log_record(record, self.category)
+            else:
+                self.logger._native.log_record(record, self.category, self.format(record))
+        except RecursionError:
+            raise
+        except Exception as e:
+            self._emit_failed(record, e)
+
+    def _emit_failed(self, record: logging.LogRecord, error: Exception) -> None:
+        # Called in the except block, so handleError sees the exception.
+        if isinstance(error, _errors.ShutDownError) and _logger.is_exiting():
             # Records logged by other exit hooks after kepmlog's own exit shutdown are
             # dropped quietly; otherwise logging a closed logger is an error worth showing.
-            if not _logger.is_exiting():
-                self.handleError(record)
-        except Exception:
-            self.handleError(record)
+            return
+        self.handleError(record)
 
     def flush(self) -> None:
         """Waits up to ``flush_timeout`` seconds for delivery (GIL released). Never raises:
@@ -150,6 +175,8 @@ class KeeperLoggerHandler(logging.Handler):
 
 
 def _with_exception(record: logging.LogRecord, context: str) -> str:
+    """Context followed by the record's traceback and stack (called by the native
+    ``log_record`` only when the record has ``exc_info`` or ``stack_info``)."""
     parts = [context] if context else []
     if record.exc_info:
         # Cached like logging.Formatter does, so other handlers reuse the text.

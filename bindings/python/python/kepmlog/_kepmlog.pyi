@@ -1,5 +1,6 @@
 # Type stubs of the native module kepmlog._kepmlog (Rust, pyo3). Use the kepmlog package's
 # Logger and KeeperLoggerHandler; this module is their engine.
+import logging
 from typing import Any, Optional, Sequence, Tuple, final
 
 DEFAULT_QUEUE_CAPACITY: int
@@ -26,6 +27,9 @@ class NativeLogger:
     ) -> None: ...
     def log(
         self, level: int, category: str, message: str, correlation_id: str, context: str
+    ) -> bool: ...
+    def log_record(
+        self, record: logging.LogRecord, default_category: str, message: Optional[str] = None
     ) -> bool: ...
     def event_json(self, json: str) -> bool: ...
     def flush(self, timeout: float) -> int: ...

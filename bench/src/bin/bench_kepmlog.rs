@@ -1,0 +1,158 @@
+//! kepmlog from Rust, the way a job tool uses it: `Logger::new` with the devagent's broker
+//! and CA, `info` per record, `flush` at the end.
+//!
+//! `bench-kepmlog [throughput]`  log N records (after one warm-up record that connects), flush;
+//!                               prints the result line (see the crate docs)
+//! `bench-kepmlog down`          N (default 1,000,000) log calls with nothing listening on
+//!                               the broker port: RSS sampled at N/10, N/4, N/2 and N calls
+//! `bench-kepmlog startup`       `Logger::new` to the first record acknowledged (one record,
+//!                               flush), in ms
+//!
+//! Settings come from the environment (`KEPMLOG_BENCH_*`, see `kepmlog_bench::Env`).
+
+use std::time::{Duration, Instant};
+
+use kepmlog::{Logger, Options, Overflow, DEFAULT_QUEUE_CAPACITY};
+use kepmlog_bench::{count, fail, rss_kb, Env, Report, Window, CATEGORY, JOB_ID, SOURCE};
+use serde_json::json;
+
+fn main() {
+    let mode = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "throughput".into());
+    let peer = match mode.as_str() {
+        "throughput" => "kepmlog-rust",
+        "down" => "kepmlog-rust-broker-down",
+        "startup" => "kepmlog-rust-startup",
+        other => fail(
+            "bench-kepmlog",
+            &format!("unknown mode {other}: use throughput, down or startup"),
+        ),
+    };
+    let env = Env::from_env().unwrap_or_else(|e| fail(peer, &e));
+    let result = match mode.as_str() {
+        "down" => down(&env),
+        "startup" => startup(&env),
+        _ => throughput(&env),
+    };
+    match result {
+        Ok(line) => println!("{line}"),
+        Err(e) => fail(peer, &e),
+    }
+}
+
+fn options(env: &Env, token: &str) -> Options {
+    Options::new(SOURCE)
+        .job_id(JOB_ID)
+        .token(token)
+        .broker(env.host.clone(), env.port)
+        .ca_bundle(env.ca.clone())
+        .args(Vec::<String>::new())
+}
+
+fn throughput(env: &Env) -> Result<String, String> {
+    // The whole burst fits in the queue (the default 65,536 would make the caller wait for
+    // room once it is N - 65,536 records ahead of the broker); Block is only a safety net.
+    let log = Logger::new(
+        options(env, "rust")
+            .queue_capacity(env.n.max(DEFAULT_QUEUE_CAPACITY))
+            .overflow(Overflow::Block(Duration::from_secs(60))),
+    )
+    .map_err(|e| format!("Logger::new: {e}"))?;
+    // Connected before the window starts, as every peer is.
+    log.info(CATEGORY, "warm-up")
+        .map_err(|e| format!("warm-up: {e}"))?;
+    log.flush(Duration::from_secs(30))
+        .map_err(|e| format!("warm-up flush (is the broker up?): {e}"))?;
+    let before = log.stats().delivered;
+
+    let mut lat = vec![0u64; env.n];
+    let mut refused = 0u64;
+    let window = Window::start();
+    for slot in lat.iter_mut() {
+        let t = Instant::now();
+        let r = log.info(CATEGORY, &env.message);
+        *slot = t.elapsed().as_nanos() as u64;
+        if r.is_err() {
+            refused += 1;
+        }
+    }
+    let flushed = log.flush(Duration::from_secs(300));
+    let (secs, cpu_us) = window.finish();
+
+    let stats = log.stats();
+    let _ = log.shutdown(Duration::from_secs(5));
+    Ok(Report {
+        peer: "kepmlog-rust",
+        n: env.n,
+        acked: stats.delivered.saturating_sub(before),
+        secs,
+        cpu_us,
+        lat_ns: &mut lat,
+        error: flushed.err().map(|e| format!("flush: {e}")),
+        extra: json!({"refused": refused, "dropped": stats.dropped}),
+    }
+    .line())
+}
+
+/// RSS stays bounded by the queue (default capacity, default overflow: drop) however many
+/// records a tool logs while the broker is unreachable.
+fn down(env: &Env) -> Result<String, String> {
+    let n = count("KEPMLOG_BENCH_DOWN_N", 1_000_000)?;
+    let log = Logger::new(
+        options(env, "rustdown")
+            .stderr_diagnostics(false)
+            .drop_timeout(Duration::ZERO),
+    )
+    .map_err(|e| format!("Logger::new: {e}"))?;
+    let marks = [n / 10, n / 4, n / 2, n];
+    // Filled, not zeroed: its pages are resident before the first sample, so the samples
+    // show kepmlog's memory only.
+    let mut lat = vec![1u64; n];
+    let mut samples = vec![json!([0, rss_kb()])];
+    let window = Window::start();
+    let mut done = 0usize;
+    for mark in marks {
+        for slot in &mut lat[done..mark] {
+            let t = Instant::now();
+            let _ = log.info(CATEGORY, &env.message);
+            *slot = t.elapsed().as_nanos() as u64;
+        }
+        done = mark;
+        samples.push(json!([mark, rss_kb()]));
+    }
+    let (secs, cpu_us) = window.finish();
+    let stats = log.stats();
+    let _ = log.shutdown(Duration::from_millis(200));
+    Ok(Report {
+        peer: "kepmlog-rust-broker-down",
+        n,
+        acked: stats.delivered,
+        secs,
+        cpu_us,
+        lat_ns: &mut lat,
+        error: None,
+        extra: json!({
+            "rss_kb": samples,
+            "accepted": stats.accepted,
+            "dropped": stats.dropped,
+            "queue_capacity": DEFAULT_QUEUE_CAPACITY,
+            "connected": stats.connected,
+        }),
+    }
+    .line())
+}
+
+/// `Logger::new` to the first PUBACK: one record, flush.
+fn startup(env: &Env) -> Result<String, String> {
+    let t0 = Instant::now();
+    let log = Logger::new(options(env, "ruststart")).map_err(|e| format!("Logger::new: {e}"))?;
+    log.info(CATEGORY, &env.message)
+        .map_err(|e| format!("info: {e}"))?;
+    log.flush(Duration::from_secs(20))
+        .map_err(|e| format!("flush: {e}"))?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    log.shutdown(Duration::from_secs(5))
+        .map_err(|e| format!("shutdown: {e}"))?;
+    Ok(json!({"peer": "kepmlog-rust-startup", "ms": ms}).to_string())
+}
