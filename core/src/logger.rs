@@ -415,9 +415,7 @@ impl Logger {
             let thread = conn.take_thread();
             drop(conn);
             signal.wake.notify_one();
-            let finished = self
-                .shared
-                .wait_until(join_by, || signal.finished.load(Ordering::SeqCst));
+            let finished = signal.wait_finished(join_by);
             if let (true, Some(thread)) = (finished, thread) {
                 let _ = thread.join();
             }

@@ -60,11 +60,34 @@ pub(crate) struct Signal {
     pub connected: AtomicBool,
     /// Successful connections after the first one.
     pub reconnects: AtomicU64,
-    /// The worker thread has ended.
-    pub finished: AtomicBool,
+    /// The worker thread has ended (guarded by a lock so the last logger can wait for it).
+    finished: Mutex<bool>,
+    finished_cv: Condvar,
 }
 
 impl Signal {
+    /// Called by the worker thread as its very last step.
+    pub fn set_finished(&self) {
+        *self.finished.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.finished_cv.notify_all();
+    }
+
+    /// Waits until the worker thread has ended or the deadline; returns whether it has.
+    pub fn wait_finished(&self, deadline: Instant) -> bool {
+        let mut done = self.finished.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            done = match self.finished_cv.wait_timeout(done, deadline - now) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        true
+    }
+
     pub fn wake_worker(&self) {
         // Pairs with the worker's fence after it sets `worker_idle`: either it sees our record
         // or we see it idle and wake it.

@@ -71,7 +71,7 @@ pub(crate) fn run(config: WorkerConfig, control: Receiver<Control>, signal: Arc<
             }
         }
     }
-    signal.finished.store(true, Ordering::SeqCst);
+    signal.set_finished();
 }
 
 fn diag(on: bool, msg: &str) {
