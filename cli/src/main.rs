@@ -6,7 +6,6 @@
 //! KEEPER_JOB_ID, empty message, invalid level or event).
 
 use std::io::{BufRead, Write};
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -339,12 +338,6 @@ fn detect_level(line: &str) -> Option<(Level, &str)> {
     Some((level, rest.trim_start()))
 }
 
-/// The file stem of a script path, made into a token.
-fn script_token(path: &str) -> Option<String> {
-    let stem = Path::new(path).file_stem()?.to_string_lossy().into_owned();
-    Some(kepmlog::identity::safe_token(&stem))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,18 +361,5 @@ mod tests {
         for none in ["no prefix here", "http://x", "[build] ok", "Note: x", ""] {
             assert_eq!(detect_level(none), None, "{none}");
         }
-    }
-
-    #[test]
-    fn tokens_from_script_paths() {
-        assert_eq!(script_token("/opt/jobs/scan.sh").as_deref(), Some("scan"));
-        assert_eq!(
-            script_token("C:\\jobs\\Clean_Up.ps1").as_deref(),
-            if cfg!(windows) {
-                Some("Clean-Up")
-            } else {
-                Some("C-jobs-Clean-Up")
-            }
-        );
     }
 }
