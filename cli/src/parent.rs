@@ -134,14 +134,10 @@ pub fn from_args(args: &[String]) -> Caller {
     c
 }
 
-/// The file stem of a script path, made into a token.
+/// The file stem of a script path, made into a token (the library's rule for executables).
 #[cfg(any(target_os = "linux", test))]
 fn script_token(path: &str) -> Option<String> {
-    let stem = std::path::Path::new(path)
-        .file_stem()?
-        .to_string_lossy()
-        .into_owned();
-    Some(kepmlog::identity::safe_token(&stem))
+    kepmlog::identity::path_token(std::path::Path::new(path))
 }
 
 #[cfg(test)]
