@@ -58,6 +58,14 @@ echo "== cross: build (scripts/cross.sh $win ${macs[*]})"
 scripts/cross.sh "$win" "${macs[@]}"
 lap "cross builds done"
 
+echo "== cross: the headers for kepmlog.dll consumers (KEPMLOG_SHARED: dllimport), C99 to C++17"
+for std in c99 c++11 c++17; do
+  lang=c; [ "$std" = c99 ] || lang=c++
+  printf '#include <kepmlog.%s>\nint main(void) { return 0; }\n' "$([ $lang = c ] && echo h || echo hpp)" |
+    x86_64-w64-mingw32-g++ -x "$lang" -std="$std" -fsyntax-only -Wall -Wextra -Werror -pedantic \
+      -DKEPMLOG_SHARED -Iinclude -
+done
+
 echo "== cross: macOS: the C example links (zig) against both libraries, per architecture"
 for t in "${macs[@]}"; do
   prefix=$tdir/$t/kepmlog-prefix
