@@ -25,7 +25,7 @@ echo "== cross: install toolchains"
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 need=()
 for tool in x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 x86_64-w64-mingw32-g++:g++-mingw-w64-x86-64 \
-  cmake:cmake pkg-config:pkg-config make:make go:golang-go; do
+  cmake:cmake pkg-config:pkg-config make:make go:golang-go file:file; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 [ -x "$wine" ] || need+=(wine64)
