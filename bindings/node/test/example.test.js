@@ -54,6 +54,12 @@ test('the installed example tool delivers its records and events', async () => {
       .map((a) => a.replaceAll('{KeeperApiBaseUrl}', agent.ready.api_base));
     const r = await run(launcher, args, { KEEPER_JOB_ID: job.id, KEEPER_JOB_NAME: job.name });
     assert.equal(r.code, 0, r.out);
+    // The tool has exited, so the broker has acknowledged everything; the capture subscriber
+    // may still be receiving. The summary is the last record the example logs, and the
+    // "done" event comes after it.
+    const summary = (e) => e.event === 'message' && e.topic === 'KeeperLogger' && /^Scan complete:/.test(e.payload.MetaData.Message);
+    await agent.waitFor(summary);
+    await agent.waitFor((e) => e.event === 'message' && e.topic === `Jobs/${job.id}/events` && e.payload.status === 'done');
     const logs = agent.messages('KeeperLogger').map((e) => e.payload.MetaData);
     assert.ok(logs.length >= 2, `records arrived: ${JSON.stringify(logs)}`);
     assert.ok(logs.every((m) => m.Source === 'SecretScanner'));

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -118,6 +118,21 @@ class DevAgent:
                 got = [m for m in self._messages if m["topic"] == topic]
                 left = deadline - time.monotonic()
                 if len(got) >= count or left <= 0:
+                    return got
+                self._cv.wait(min(left, 0.5))
+
+    def wait_until(
+        self, done: Callable[[list[dict[str, Any]]], bool], topic: str = "KeeperLogger", timeout: float = 20.0
+    ) -> list[dict[str, Any]]:
+        """The messages on `topic` once `done(messages)` holds (or at the timeout): for tests
+        that know which message comes last but not how many come before it. The capture
+        subscriber receives after the tool has exited, so a count of one is not enough."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                got = [m for m in self._messages if m["topic"] == topic]
+                left = deadline - time.monotonic()
+                if done(got) or left <= 0:
                     return got
                 self._cv.wait(min(left, 0.5))
 

@@ -31,7 +31,10 @@ def test_example_job_delivers(make_agent) -> None:
     env = dict(os.environ, KEEPER_JOB_ID=JOB["id"], KEEPER_JOB_NAME=JOB["name"])
     proc = subprocess.run(cmd + args, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    meta = agent.metadata(1)
+    # The tool has exited, so the broker has acknowledged everything; the capture subscriber
+    # may still be receiving. The summary is the last record the example logs.
+    got = agent.wait_until(lambda ms: any(m["payload"]["MetaData"]["Message"].startswith("Scan complete:") for m in ms))
+    meta = [m["payload"]["MetaData"] for m in got]
     summary = [m for m in meta if m["Message"].startswith("Scan complete:")]
     assert len(summary) == 1, [m["Message"] for m in meta]
     assert summary[0]["Source"] == "SecretScanner" and summary[0]["Category"] == "SecretsScan"
