@@ -105,7 +105,7 @@ for t in "$@"; do
       build_windows_examples "$t"
       ;;
     *)
-      cargo zigbuild --help >/dev/null 2>&1 || die "cargo-zigbuild not found: cargo install cargo-zigbuild --locked"
+      cargo zigbuild --help >/dev/null 2>&1 || die "cargo-zigbuild not found: pip install cargo-zigbuild ziglang (or cargo install cargo-zigbuild --locked)"
       command -v zig >/dev/null 2>&1 || "${CARGO_ZIGBUILD_PYTHON_PATH:-python3}" -m ziglang version >/dev/null 2>&1 ||
         die "zig not found: pip install ziglang"
       build_rust "$t" "cargo zigbuild" ""

@@ -39,14 +39,16 @@ missing=()
 installed=$(rustup target list --installed)
 for t in "$win" "${macs[@]}"; do grep -qx "$t" <<<"$installed" || missing+=("$t"); done
 [ ${#missing[@]} -eq 0 ] || rustup target add "${missing[@]}"
-# zig for cargo-zigbuild, from PyPI, in a venv of its own; versions pinned to the ones tested.
+# zig and cargo-zigbuild from PyPI (binary wheels: nothing to compile on a fresh machine), in
+# a venv of their own that comes first on PATH; versions pinned to the ones tested.
 zig_venv=$tdir/zig-venv
-if ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1; then
+if ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1 || [ ! -x "$zig_venv/bin/cargo-zigbuild" ]; then
   python3 -m venv "$zig_venv"
-  "$zig_venv/bin/python" -m pip install --quiet --disable-pip-version-check "ziglang==0.17.1"
+  "$zig_venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "ziglang==0.17.1" "cargo-zigbuild==0.24.1"
 fi
+export PATH=$zig_venv/bin:$PATH
 export CARGO_ZIGBUILD_PYTHON_PATH=$zig_venv/bin/python CARGO_ZIGBUILD_CACHE_DIR=$tdir/zigbuild-cache
-cargo zigbuild --help >/dev/null 2>&1 || cargo install --quiet --locked cargo-zigbuild --version 0.24.1
 lap "toolchains ready"
 
 echo "== cross: clippy for $win (core, C ABI, CLI)"
