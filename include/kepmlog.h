@@ -27,6 +27,22 @@
  * before including this header to override. With GCC a (void) cast does not silence
  * warn_unused_result: write (void)!call(...) to ignore a status on purpose.
  */
+/*
+ * Windows: every function is exported by kepmlog.dll. A program linking kepmlog.dll (through
+ * its import library) may define KEPMLOG_SHARED before including this header: KEPMLOG_API then
+ * declares the functions __declspec(dllimport), so calls go straight through the import table
+ * instead of a linker-made stub. Without it linking works too (the header declares functions
+ * only, no data); with the static library leave KEPMLOG_SHARED undefined. Define KEPMLOG_API
+ * yourself to override. It is empty on every other platform.
+ */
+#ifndef KEPMLOG_API
+#  if defined(_WIN32) && defined(KEPMLOG_SHARED)
+#    define KEPMLOG_API __declspec(dllimport)
+#  else
+#    define KEPMLOG_API
+#  endif
+#endif
+
 #ifndef KEPMLOG_MUST_USE
 #  if defined(__cplusplus) && __cplusplus >= 201703L
 #    define KEPMLOG_MUST_USE [[nodiscard]]
@@ -229,19 +245,19 @@ extern "C" {
 /**
  * The library's version, e.g. `"0.1.0"`: a static string, never freed.
  */
-const char *kepmlog_version(void);
+KEPMLOG_API const char *kepmlog_version(void);
 
 /**
  * Text of the last failed call on this thread, naming the fix; `""` after a successful call.
  * Valid until the next kepmlog call on the same thread; never NULL; do not free it.
  */
-const char *kepmlog_last_error(void);
+KEPMLOG_API const char *kepmlog_last_error(void);
 
 /**
  * Name of a status, e.g. `"KEPMLOG_ERR_QUEUE_FULL"`; `"KEPMLOG_UNKNOWN_STATUS"` for other
  * numbers. A static string, never NULL.
  */
-const char *kepmlog_status_name(int status);
+KEPMLOG_API const char *kepmlog_status_name(int status);
 
 /**
  * Creates an options object with every field unset (job defaults). Free it with
@@ -250,7 +266,7 @@ const char *kepmlog_status_name(int status);
  * # Safety
  * `out` is NULL or points to writable storage for one pointer.
  */
-KEPMLOG_MUST_USE enum kepmlog_status kepmlog_options_new(struct kepmlog_options **out);
+KEPMLOG_MUST_USE KEPMLOG_API enum kepmlog_status kepmlog_options_new(struct kepmlog_options **out);
 
 /**
  * Frees an options object and sets `*options` to NULL, so a second call is a no-op.
@@ -259,7 +275,7 @@ KEPMLOG_MUST_USE enum kepmlog_status kepmlog_options_new(struct kepmlog_options 
  * # Safety
  * `options` is NULL or points to NULL or to a handle from `kepmlog_options_new`.
  */
-enum kepmlog_status kepmlog_options_free(struct kepmlog_options **options);
+KEPMLOG_API enum kepmlog_status kepmlog_options_free(struct kepmlog_options **options);
 
 /**
  * `MetaData.Source`: the tool's name as shown in the operator's logs. Default: the
@@ -270,6 +286,7 @@ enum kepmlog_status kepmlog_options_free(struct kepmlog_options **options);
  * The string is copied.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_source(struct kepmlog_options *options,
                                                const char *value);
 
@@ -281,6 +298,7 @@ enum kepmlog_status kepmlog_options_set_source(struct kepmlog_options *options,
  * The string is copied.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_default_category(struct kepmlog_options *options,
                                                          const char *value);
 
@@ -292,6 +310,7 @@ enum kepmlog_status kepmlog_options_set_default_category(struct kepmlog_options 
  * The string is copied.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_job_id(struct kepmlog_options *options,
                                                const char *value);
 
@@ -303,6 +322,7 @@ enum kepmlog_status kepmlog_options_set_job_id(struct kepmlog_options *options,
  * The string is copied.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_token(struct kepmlog_options *options,
                                               const char *value);
 
@@ -315,6 +335,7 @@ enum kepmlog_status kepmlog_options_set_token(struct kepmlog_options *options,
  * The string is copied.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_api_base(struct kepmlog_options *options,
                                                  const char *value);
 
@@ -327,6 +348,7 @@ enum kepmlog_status kepmlog_options_set_api_base(struct kepmlog_options *options
  * The string is copied.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_ca_bundle(struct kepmlog_options *options,
                                                   const char *value);
 
@@ -339,6 +361,7 @@ enum kepmlog_status kepmlog_options_set_ca_bundle(struct kepmlog_options *option
  * The string is copied.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_event_topic(struct kepmlog_options *options,
                                                     const char *value);
 
@@ -349,6 +372,7 @@ enum kepmlog_status kepmlog_options_set_event_topic(struct kepmlog_options *opti
  * `options` is a live options handle (or NULL); `host` is NULL or a NUL-terminated string.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_broker(struct kepmlog_options *options,
                                                const char *host,
                                                uint16_t port);
@@ -360,6 +384,7 @@ enum kepmlog_status kepmlog_options_set_broker(struct kepmlog_options *options,
  * `options` is a live options handle (or NULL).
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_queue_capacity(struct kepmlog_options *options,
                                                        size_t capacity);
 
@@ -371,6 +396,7 @@ enum kepmlog_status kepmlog_options_set_queue_capacity(struct kepmlog_options *o
  * `options` is a live options handle (or NULL).
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_overflow(struct kepmlog_options *options,
                                                  int policy,
                                                  uint64_t block_timeout_ms);
@@ -382,6 +408,7 @@ enum kepmlog_status kepmlog_options_set_overflow(struct kepmlog_options *options
  * `options` is a live options handle (or NULL).
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_settings_timeout(struct kepmlog_options *options,
                                                          uint64_t timeout_ms);
 
@@ -393,6 +420,7 @@ enum kepmlog_status kepmlog_options_set_settings_timeout(struct kepmlog_options 
  * `options` is a live options handle (or NULL).
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_drop_timeout(struct kepmlog_options *options,
                                                      uint64_t timeout_ms);
 
@@ -405,6 +433,7 @@ enum kepmlog_status kepmlog_options_set_drop_timeout(struct kepmlog_options *opt
  * NUL-terminated strings. The strings are copied.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_args(struct kepmlog_options *options,
                                              int argc,
                                              const char *const *argv);
@@ -416,6 +445,7 @@ enum kepmlog_status kepmlog_options_set_args(struct kepmlog_options *options,
  * `options` is a live options handle (or NULL).
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_options_set_stderr_diagnostics(struct kepmlog_options *options,
                                                            bool enabled);
 
@@ -429,6 +459,7 @@ enum kepmlog_status kepmlog_options_set_stderr_diagnostics(struct kepmlog_option
  * pointer.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_logger_new(const struct kepmlog_options *options,
                                        struct kepmlog_logger **out);
 
@@ -443,6 +474,7 @@ enum kepmlog_status kepmlog_logger_new(const struct kepmlog_options *options,
  * `out` is NULL or writable storage for one pointer.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_logger_new_from_args(const char *source,
                                                  int argc,
                                                  const char *const *argv,
@@ -459,7 +491,7 @@ enum kepmlog_status kepmlog_logger_new_from_args(const char *source,
  * # Safety
  * `logger` is NULL or points to NULL or to a handle from `kepmlog_logger_new*`.
  */
-enum kepmlog_status kepmlog_logger_free(struct kepmlog_logger **logger);
+KEPMLOG_API enum kepmlog_status kepmlog_logger_free(struct kepmlog_logger **logger);
 
 /**
  * Logs one record. Never blocks (unless `KEPMLOG_OVERFLOW_BLOCK`) and does no I/O.
@@ -470,6 +502,7 @@ enum kepmlog_status kepmlog_logger_free(struct kepmlog_logger **logger);
  * # Safety
  * `logger` is NULL or a live logger; strings are NULL or NUL-terminated.
  */
+KEPMLOG_API
 enum kepmlog_status kepmlog_log(const struct kepmlog_logger *logger,
                                 int level,
                                 const char *category,
@@ -482,6 +515,7 @@ enum kepmlog_status kepmlog_log(const struct kepmlog_logger *logger,
  * # Safety
  * `logger` is NULL or a live logger; strings are NULL or NUL-terminated.
  */
+KEPMLOG_API
 enum kepmlog_status kepmlog_log_with(const struct kepmlog_logger *logger,
                                      int level,
                                      const char *category,
@@ -495,7 +529,9 @@ enum kepmlog_status kepmlog_log_with(const struct kepmlog_logger *logger,
  * # Safety
  * `logger` is NULL or a live logger; `json` is NULL or NUL-terminated.
  */
-enum kepmlog_status kepmlog_event(const struct kepmlog_logger *logger, const char *json);
+KEPMLOG_API
+enum kepmlog_status kepmlog_event(const struct kepmlog_logger *logger,
+                                  const char *json);
 
 /**
  * Waits until every record accepted before the call is acknowledged by the broker, or
@@ -507,6 +543,7 @@ enum kepmlog_status kepmlog_event(const struct kepmlog_logger *logger, const cha
  * `logger` is NULL or a live logger; `undelivered` is NULL or writable.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_flush(const struct kepmlog_logger *logger,
                                   uint64_t timeout_ms,
                                   uint64_t *undelivered);
@@ -521,6 +558,7 @@ enum kepmlog_status kepmlog_flush(const struct kepmlog_logger *logger,
  * `logger` is NULL or a live logger; `undelivered` is NULL or writable.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_shutdown(const struct kepmlog_logger *logger,
                                      uint64_t timeout_ms,
                                      uint64_t *undelivered);
@@ -532,6 +570,7 @@ enum kepmlog_status kepmlog_shutdown(const struct kepmlog_logger *logger,
  * `logger` is NULL or a live logger; `out` is NULL or writable.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_stats(const struct kepmlog_logger *logger,
                                   struct kepmlog_logger_stats *out);
 
@@ -543,6 +582,7 @@ enum kepmlog_status kepmlog_stats(const struct kepmlog_logger *logger,
  * `logger` is NULL or a live logger; `out` is NULL or writable.
  */
 KEPMLOG_MUST_USE
+KEPMLOG_API
 enum kepmlog_status kepmlog_logger_client_id(const struct kepmlog_logger *logger,
                                              const char **out);
 

@@ -6,7 +6,6 @@
 //! KEEPER_JOB_ID, empty message, invalid level or event).
 
 use std::io::{BufRead, Write};
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,8 +22,9 @@ mod parent;
     long_about = "Send log records and events to the KEPM agent's KeeperLogger from job scripts.\n\n\
         Discovery and identity follow the kepmlog library: the job id comes from KEEPER_JOB_ID \
         (set by the agent when the job declares mqttTopics); the agent's API base from \
-        --keeper-api-base, else from the --keeper-api-base argument of the calling script \
-        (read from its command line), else https://127.0.0.1:6889. The MQTT client id is \
+        --keeper-api-base (or KEEPER_API_BASE), else from the --keeper-api-base argument of \
+        the calling script (read from its command line, on Linux only), else \
+        https://127.0.0.1:6889. The MQTT client id is \
         {KEEPER_JOB_ID}_{token}_{pid}; the token defaults to the calling script's name, else \
         \"kepmlog\".\n\n\
         Exit status: 0 delivered; 1 not delivered within --timeout; 2 bad usage or input."
@@ -39,7 +39,8 @@ struct Cli {
 #[derive(Args)]
 struct Common {
     /// The agent's HTTPS API base (the task argument {KeeperApiBaseUrl}). Default: the
-    /// calling script's --keeper-api-base argument, else https://127.0.0.1:6889.
+    /// calling script's --keeper-api-base argument (Linux only: elsewhere pass this or set
+    /// KEEPER_API_BASE), else https://127.0.0.1:6889.
     #[arg(long, global = true, value_name = "URL", env = "KEEPER_API_BASE")]
     keeper_api_base: Option<String>,
     /// Job id. Default: KEEPER_JOB_ID.
@@ -49,7 +50,7 @@ struct Common {
     #[arg(long, global = true, value_name = "NAME", env = "KEPMLOG_SOURCE")]
     source: Option<String>,
     /// Executable token in the client id (letters, digits, hyphens). Default: the calling
-    /// script's file stem, else "kepmlog".
+    /// script's file stem (Linux only), else "kepmlog".
     #[arg(long, global = true, value_name = "TOKEN", env = "KEPMLOG_TOKEN")]
     token: Option<String>,
     /// PEM CA bundle to trust for the agent's API and broker (else loopback-only, unverified).
@@ -339,12 +340,6 @@ fn detect_level(line: &str) -> Option<(Level, &str)> {
     Some((level, rest.trim_start()))
 }
 
-/// The file stem of a script path, made into a token.
-fn script_token(path: &str) -> Option<String> {
-    let stem = Path::new(path).file_stem()?.to_string_lossy().into_owned();
-    Some(kepmlog::identity::safe_token(&stem))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,18 +363,5 @@ mod tests {
         for none in ["no prefix here", "http://x", "[build] ok", "Note: x", ""] {
             assert_eq!(detect_level(none), None, "{none}");
         }
-    }
-
-    #[test]
-    fn tokens_from_script_paths() {
-        assert_eq!(script_token("/opt/jobs/scan.sh").as_deref(), Some("scan"));
-        assert_eq!(
-            script_token("C:\\jobs\\Clean_Up.ps1").as_deref(),
-            if cfg!(windows) {
-                Some("Clean-Up")
-            } else {
-                Some("C-jobs-Clean-Up")
-            }
-        );
     }
 }

@@ -3,8 +3,11 @@
 //! command line is where the library's discovery rule finds the API base; and the script's
 //! name makes a better token than "kepmlog".
 //!
-//! Linux only (`/proc`). Elsewhere nothing is found and the defaults apply: pass
-//! `--keeper-api-base` and `--token` explicitly (or KEEPER_API_BASE / KEPMLOG_TOKEN).
+//! Linux only (`/proc`). Windows and macOS have no way to read another process's command
+//! line without `unsafe` platform calls (which this crate forbids), so there nothing is found
+//! and the defaults apply: the script passes `--keeper-api-base` and `--token` explicitly (or
+//! sets KEEPER_API_BASE / KEPMLOG_TOKEN once). Only `caller` and `Caller` exist on every OS;
+//! the parsing below is compiled where it is used (Linux, and the tests everywhere).
 
 /// What the calling script's command line says.
 #[derive(Debug, Default, PartialEq)]
@@ -16,6 +19,7 @@ pub struct Caller {
 }
 
 /// Shells and interpreters whose first operand is the script.
+#[cfg(any(target_os = "linux", test))]
 const INTERPRETERS: &[&str] = &[
     "bash",
     "sh",
@@ -30,6 +34,7 @@ const INTERPRETERS: &[&str] = &[
     "env",
 ];
 /// Ancestors to look at: a pipeline stage or `$(...)` runs in a subshell of the script.
+#[cfg(target_os = "linux")]
 const MAX_DEPTH: usize = 4;
 
 pub fn caller() -> Option<Caller> {
@@ -85,6 +90,7 @@ fn parent_of(pid: u32) -> Option<u32> {
 
 /// Reads a command line: the API base from `--keeper-api-base`, and the script name (the
 /// first operand of an interpreter, else the program itself).
+#[cfg(any(target_os = "linux", test))]
 pub fn from_args(args: &[String]) -> Caller {
     let mut c = Caller::default();
     let base = kepmlog::identity::api_base_from_args(args);
@@ -124,8 +130,14 @@ pub fn from_args(args: &[String]) -> Caller {
     } else {
         Some(prog.clone())
     };
-    c.script_token = script.as_deref().and_then(crate::script_token);
+    c.script_token = script.as_deref().and_then(script_token);
     c
+}
+
+/// The file stem of a script path, made into a token (the library's rule for executables).
+#[cfg(any(target_os = "linux", test))]
+fn script_token(path: &str) -> Option<String> {
+    kepmlog::identity::path_token(std::path::Path::new(path))
 }
 
 #[cfg(test)]
@@ -161,5 +173,19 @@ mod tests {
         ]));
         assert_eq!(c.script_token.as_deref(), Some("my-tool"));
         assert_eq!(c.api_base.as_deref(), Some("https://127.0.0.1:1"));
+    }
+
+    #[test]
+    fn tokens_from_script_paths() {
+        assert_eq!(script_token("/opt/jobs/scan.sh").as_deref(), Some("scan"));
+        // Backslashes separate directories only on Windows.
+        assert_eq!(
+            script_token("C:\\jobs\\Clean_Up.ps1").as_deref(),
+            if cfg!(windows) {
+                Some("Clean-Up")
+            } else {
+                Some("C-jobs-Clean-Up")
+            }
+        );
     }
 }

@@ -83,17 +83,19 @@ pub fn safe_token(name: &str) -> String {
 
 /// The token of the running executable: its file stem (`.exe` dropped on Windows), made safe.
 pub fn executable_token(args: &[String]) -> String {
-    let from_exe = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
-    let name = from_exe.or_else(|| {
-        args.first().and_then(|a| {
-            Path::new(a)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-        })
-    });
-    safe_token(name.as_deref().unwrap_or("job"))
+    let from_exe = std::env::current_exe().ok().and_then(|p| path_token(&p));
+    from_exe
+        .or_else(|| args.first().and_then(|a| path_token(Path::new(a))))
+        .unwrap_or_else(|| "job".to_string())
+}
+
+/// The token of an executable path: its file stem, made safe. `C:\Jobs\bin\Tool\Tool.exe`
+/// gives `Tool` on Windows (where `\` separates directories and the agent starts
+/// `{command}.exe`), as `/opt/jobs/bin/Tool/Tool` does everywhere, so one job file yields one
+/// client id on every OS. `None` when the path has no file name.
+pub fn path_token(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_string_lossy();
+    Some(safe_token(&stem))
 }
 
 /// `{jobId}_{token}_{pid}`.
@@ -152,6 +154,32 @@ mod tests {
             client_id("secrets-scanner", "SecretScanner", 48292),
             "secrets-scanner_SecretScanner_48292"
         );
+    }
+
+    #[test]
+    fn executable_tokens() {
+        let token = |p: &str| path_token(Path::new(p));
+        assert_eq!(
+            token("/opt/kepm/Jobs/bin/Tool/Tool").as_deref(),
+            Some("Tool")
+        );
+        assert_eq!(token("Tool.exe").as_deref(), Some("Tool"));
+        assert_eq!(
+            token("secret_scanner.EXE").as_deref(),
+            Some("secret-scanner")
+        );
+        assert_eq!(token("/"), None);
+        if cfg!(windows) {
+            for p in [
+                r"C:\Program Files\Keeper\Jobs\bin\Tool\Tool.exe",
+                r"\\?\C:\Program Files\Keeper\Jobs\bin\Tool\Tool.exe",
+                r"C:/Jobs/bin/Tool/Tool.exe",
+            ] {
+                assert_eq!(token(p).as_deref(), Some("Tool"), "{p}");
+            }
+        }
+        // The running test binary has a name, so the fallback to args is not taken.
+        assert_ne!(executable_token(&[]), "job");
     }
 
     #[test]

@@ -231,6 +231,28 @@ mod tests {
     }
 
     #[test]
+    fn windows_line_ends_become_spaces_in_every_field() {
+        // Windows tools and PowerShell emit "\r\n": each byte becomes a space, like a lone "\n".
+        let meta = build_metadata(
+            Level::Warning,
+            "Tool\r\n",
+            "Scan\r\n",
+            "line one\r\nline two\r",
+            "id\r\n1",
+            "C:\\Temp\r\nD:\\x",
+        )
+        .unwrap();
+        assert_eq!(meta.source, "Tool  ");
+        assert_eq!(meta.category, "Scan  ");
+        assert_eq!(meta.message, "line one  line two ");
+        assert_eq!(meta.correlation_id, "id  1");
+        assert_eq!(meta.context, "C:\\Temp  D:\\x");
+        let text = String::from_utf8(encode(&meta)).unwrap();
+        assert!(!text.contains(['\r', '\n']), "{text}");
+        assert!(!text.contains("\\r") && !text.contains("\\n"), "{text}");
+    }
+
+    #[test]
     fn empty_after_sanitizing_is_an_error() {
         assert_eq!(
             build_metadata(Level::Info, "s", "c", "\r\n \t", "", ""),

@@ -430,3 +430,33 @@ fn the_examples_lint_clean_where_installed() {
     }
     assert!(checked > 0, "no job file in {}", jobs.display());
 }
+
+#[test]
+fn the_powershell_example_is_one_windows_command_line() {
+    // Windows only: linted here without its binary check (no PowerShell on this host).
+    let job = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/powershell/temp-report.json");
+    let report = lint_file(&job, &LintOptions::default());
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    let text = std::fs::read_to_string(&job).expect("the PowerShell example job");
+    let v: Value = serde_json::from_str(&text).expect("JSON");
+    let line = v["tasks"][0]["arguments"]
+        .as_str()
+        .expect("arguments is one string");
+    // What powershell.exe gets: the script path with its space is one argument, its
+    // backslashes intact, and the API base is a parameter of the script.
+    assert_eq!(
+        kepm_devagent::cmdline::split_command_line(line),
+        [
+            "-NoProfile",
+            "-NonInteractive",
+            "-ExecutionPolicy",
+            "Bypass",
+            "-File",
+            r"C:\Program Files\KEPM\Jobs\bin\temp-report\temp-report.ps1",
+            "-KeeperApiBase",
+            "{KeeperApiBaseUrl}",
+            "-Days",
+            "30",
+        ]
+    );
+}

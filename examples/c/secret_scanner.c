@@ -6,6 +6,8 @@
  * Started by the agent as `secret-scanner-c --keeper-api-base=https://127.0.0.1:6889 [DIR]`
  * with KEEPER_JOB_ID in its environment. Build against an installed kepmlog (one binary):
  *   cc -std=c99 -O2 -o secret-scanner-c secret_scanner.c $(pkg-config --cflags --libs kepmlog-static)
+ * Windows (MinGW-w64, which has <dirent.h>; scripts/cross.sh builds it this way):
+ *   x86_64-w64-mingw32-gcc -std=c99 -O2 -o secret-scanner-c.exe secret_scanner.c $(pkg-config ...)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -15,6 +17,11 @@
 #include <sys/stat.h>
 
 #include <kepmlog.h>
+
+#ifdef _WIN32
+/* No POSIX symbolic links to step around on Windows: stat does what lstat does elsewhere. */
+#define lstat stat
+#endif
 
 #define MAX_FILE_BYTES (1024L * 1024L)
 #define MAX_FILES 20000

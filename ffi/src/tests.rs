@@ -30,6 +30,19 @@ fn header_is_current() {
     };
     let mut rendered = Vec::new();
     bindings.write(&mut rendered);
+    // cbindgen writes the prefix before the must-use attribute. C++ wants attributes such as
+    // [[nodiscard]] at the start of a declaration, before MSVC's __declspec(dllimport), so the
+    // two are swapped here (GCC and Clang accept either order; MSVC documents only this one).
+    let rendered = String::from_utf8_lossy(&rendered)
+        .replace(
+            "KEPMLOG_API KEPMLOG_MUST_USE ",
+            "KEPMLOG_MUST_USE KEPMLOG_API ",
+        )
+        .replace(
+            "KEPMLOG_API\nKEPMLOG_MUST_USE\n",
+            "KEPMLOG_MUST_USE\nKEPMLOG_API\n",
+        )
+        .into_bytes();
     if std::env::var_os("KEPMLOG_BLESS_HEADER").is_some() {
         if let Err(e) = std::fs::write(&header, &rendered) {
             panic!("cannot write {}: {e}", header.display());

