@@ -221,3 +221,24 @@ impl Default for Options {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_names_parse_and_anything_else_names_the_choices() {
+        assert_eq!(Fallback::parse("stderr"), Ok(Fallback::Stderr));
+        assert_eq!(Fallback::parse(" Error "), Ok(Fallback::Error));
+        for f in [Fallback::Error, Fallback::Stderr] {
+            assert_eq!(Fallback::parse(f.name()), Ok(f));
+        }
+        let err = Fallback::parse("console").unwrap_err().to_string();
+        assert!(err.contains("\"error\", \"stderr\""), "{err}");
+        // An explicit choice never looks at the environment.
+        assert_eq!(
+            Fallback::resolve(Some(Fallback::Stderr)),
+            Ok(Fallback::Stderr)
+        );
+    }
+}
