@@ -34,18 +34,16 @@ pub unsafe extern "C" fn kepmlog_options_set_fallback(
     guard(|| {
         // SAFETY: forwarded contract.
         let o = unsafe { options_arg(options) }?;
-        o.inner.fallback = Some(match fallback {
+        let chosen = match fallback {
             0 => Fallback::Error,
             1 => Fallback::Stderr,
             _ => {
-                return Err(Failure::new(
-                    KEPMLOG_ERR_INVALID_ARGUMENT,
-                    format!(
-                        "fallback {fallback}: pass KEPMLOG_FALLBACK_ERROR or KEPMLOG_FALLBACK_STDERR"
-                    ),
-                ))
+                let pass = "pass KEPMLOG_FALLBACK_ERROR or KEPMLOG_FALLBACK_STDERR";
+                let message = format!("fallback {fallback}: {pass}");
+                return Err(Failure::new(KEPMLOG_ERR_INVALID_ARGUMENT, message));
             }
-        });
+        };
+        o.inner.fallback = Some(chosen);
         Ok(())
     })
 }
