@@ -67,6 +67,11 @@ class KeeperLoggerHandler(logging.Handler):
     one with :meth:`Logger.from_job`; ``close()`` (called by ``logging.shutdown`` at exit)
     then shuts it down. Works with ``logging.basicConfig(handlers=[...])`` and ``dictConfig``
     (``"class": "kepmlog.KeeperLoggerHandler"`` plus keywords).
+
+    Run by hand without ``KEEPER_JOB_ID``, the constructor raises ``JobIdError`` (naming the
+    fix) and leaves nothing registered with ``logging``, so exit adds no second error; with
+    ``fallback="stderr"`` (or ``KEPMLOG_FALLBACK=stderr``) the records go to stderr as text
+    lines instead.
     """
 
     def __init__(

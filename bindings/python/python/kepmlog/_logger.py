@@ -133,7 +133,7 @@ class Logger:
         exit_timeout: seconds allowed to deliver the queue at interpreter exit or when the
             logger is garbage-collected without :meth:`shutdown`.
         diagnostics: print kepmlog's own warnings (``kepmlog: ...``) on stderr.
-        fallback: what to do without a job id: ``"error"`` (raise ``MissingJobIdError``,
+        fallback: what to do without a job id: ``"error"`` (raise ``JobIdError``,
             which names the fix) or ``"stderr"`` (create the logger anyway, print one
             ``kepmlog:`` warning and write every record as a text line on stderr, which the
             agent captures as the task's output). Default: ``KEPMLOG_FALLBACK``, else
