@@ -29,9 +29,9 @@ pub struct Stats {
     pub denied: u64,
     /// Given up: still undelivered when the logger shut down.
     pub failed: u64,
-    /// Records (and events) written to stderr as text lines instead: with `fallback = stderr`
-    /// and no job id, every one (none is then `accepted`: `accepted`, `delivered` and `pending` stay
-    /// 0); otherwise the undelivered records written at shutdown (also counted in `failed`).
+    /// Records (and events) written to stderr as text lines: with `fallback = stderr` and no
+    /// job id, every one (none is then `accepted`; `accepted`, `delivered` and `pending` stay
+    /// 0); otherwise the undelivered ones written at shutdown (also counted in `failed`).
     pub printed: u64,
     /// Accepted and not yet settled (queued or in flight).
     pub pending: u64,
