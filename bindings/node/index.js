@@ -202,8 +202,8 @@ function installExitHook() {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   // 'exit' listeners must be synchronous: the native side flushes every live logger (and waits
-  // for garbage-collected ones still delivering) within one deadline. A listener does not keep
-  // the event loop alive.
+  // for garbage-collected ones still delivering) within one deadline, then shuts down those
+  // still behind so their records reach stderr. A listener does not keep the event loop alive.
   process.on('exit', () => {
     const ms = Logger.exitFlushTimeoutMs;
     const timeout = typeof ms === 'number' && ms >= 0 ? ms : DEFAULT_TIMEOUT_MS;
