@@ -188,6 +188,21 @@ typedef enum kepmlog_overflow {
 } kepmlog_overflow;
 
 /**
+ * What creating a logger does without a job id (`kepmlog_options_set_fallback`).
+ */
+typedef enum kepmlog_fallback {
+  /**
+   * Fail with `KEPMLOG_ERR_MISSING_JOB_ID`, whose text names the fix (the default).
+   */
+  KEPMLOG_FALLBACK_ERROR = 0,
+  /**
+   * Create the logger anyway: one `kepmlog:` warning, then every record is one text line on
+   * stderr, which the agent captures as the task's output. No broker session at all.
+   */
+  KEPMLOG_FALLBACK_STDERR = 1,
+} kepmlog_fallback;
+
+/**
  * A logger: opaque. Safe to use from many threads at once; free it once, with
  * `kepmlog_logger_free`, after every thread is done with it.
  */
@@ -585,6 +600,46 @@ KEPMLOG_MUST_USE
 KEPMLOG_API
 enum kepmlog_status kepmlog_logger_client_id(const struct kepmlog_logger *logger,
                                              const char **out);
+
+/**
+ * What to do when there is no job id: `KEPMLOG_FALLBACK_ERROR` or `KEPMLOG_FALLBACK_STDERR`.
+ * Unset: the `KEPMLOG_FALLBACK` environment variable (`error` or `stderr`), else error.
+ *
+ * # Safety
+ * `options` is a live options handle (or NULL).
+ */
+KEPMLOG_MUST_USE
+KEPMLOG_API
+enum kepmlog_status kepmlog_options_set_fallback(struct kepmlog_options *options,
+                                                 int fallback);
+
+/**
+ * Whether shutdown (and free) writes the records still undelivered at its deadline to stderr
+ * as text lines (the first 1,000, then a count of the rest). Default true.
+ *
+ * # Safety
+ * `options` is a live options handle (or NULL).
+ */
+KEPMLOG_MUST_USE
+KEPMLOG_API
+enum kepmlog_status kepmlog_options_set_undelivered_to_stderr(struct kepmlog_options *options,
+                                                              bool enabled);
+
+/**
+ * `*out`: records written to stderr as text lines. With `KEPMLOG_FALLBACK_STDERR` and no job
+ * id, every record (none of them is then `accepted`); otherwise the undelivered records
+ * written at shutdown (also counted in `failed`). `*writes_to_stderr` (may be NULL): whether
+ * this logger writes its records to stderr instead of publishing them.
+ *
+ * # Safety
+ * `logger` is NULL or a live logger; `out` is NULL or writable; `writes_to_stderr` is NULL
+ * or writable.
+ */
+KEPMLOG_MUST_USE
+KEPMLOG_API
+enum kepmlog_status kepmlog_logger_printed(const struct kepmlog_logger *logger,
+                                           uint64_t *out,
+                                           bool *writes_to_stderr);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -7,8 +7,9 @@
  *
  * Logging calls never throw and never block: they return the kepmlog_status (a dropped record
  * is KEPMLOG_ERR_QUEUE_FULL and is counted in stats()). Construction, flush and shutdown throw
- * kepmlog::error, whose what() names the fix. The destructor frees the logger, shutting it down
- * first (bounded by the drop timeout) when shutdown() was not called.
+ * kepmlog::error, whose what() names the fix; a constructor that throws leaves nothing behind
+ * (no handle, nothing for the destructor or exit to free). The destructor frees the logger,
+ * shutting it down first (bounded by the drop timeout) when shutdown() was not called.
  */
 #ifndef KEPMLOG_HPP
 #define KEPMLOG_HPP
@@ -99,6 +100,15 @@ public:
     options &stderr_diagnostics(bool on) {
         return set(kepmlog_options_set_stderr_diagnostics(p_, on));
     }
+    /** Without a job id: KEPMLOG_FALLBACK_ERROR (throw, naming the fix) or
+     *  KEPMLOG_FALLBACK_STDERR (write every record to stderr as a text line). */
+    options &fallback(kepmlog_fallback f) {
+        return set(kepmlog_options_set_fallback(p_, static_cast<int>(f)));
+    }
+    /** Write the records still undelivered at shutdown's deadline to stderr (default true). */
+    options &undelivered_to_stderr(bool on) {
+        return set(kepmlog_options_set_undelivered_to_stderr(p_, on));
+    }
 
     const kepmlog_options *get() const noexcept { return p_; }
 
@@ -173,6 +183,19 @@ public:
         kepmlog_logger_stats s = kepmlog_logger_stats();
         detail::check(kepmlog_stats(p_, &s));
         return s;
+    }
+    /** Records written to stderr as text lines (see kepmlog_logger_printed). */
+    std::uint64_t printed() const {
+        std::uint64_t n = 0;
+        detail::check(kepmlog_logger_printed(p_, &n, nullptr));
+        return n;
+    }
+    /** True when records go to stderr instead of KeeperLogger (fallback stderr, no job id). */
+    bool writes_to_stderr() const {
+        std::uint64_t n = 0;
+        bool on = false;
+        detail::check(kepmlog_logger_printed(p_, &n, &on));
+        return on;
     }
     std::string client_id() const {
         const char *id = nullptr;

@@ -10,6 +10,11 @@
 //	defer log.Close()
 //	log.Info("SecretsScan", "Scan complete: 0 issues detected.")
 //
+// Run by hand, without KEEPER_JOB_ID, New fails with ErrMissingJobID (naming the fix); with
+// Options.Fallback = FallbackStderr (or KEPMLOG_FALLBACK=stderr) it creates a logger that writes
+// every record as one text line on stderr instead. Records still undelivered when Shutdown or
+// Close reaches its deadline are written to stderr the same way unless NoUndeliveredToStderr.
+//
 // Build: install libkepmlog (make -C ffi install PREFIX=...) and point PKG_CONFIG_PATH at
 // PREFIX/lib/pkgconfig; the package links the static library, so binaries are one file.
 package kepmlog
@@ -142,13 +147,34 @@ type Options struct {
 	Args []string
 	// Quiet turns off the library's own diagnostics on stderr.
 	Quiet bool
+	// Fallback says what New does without a job id: FallbackError (fail with
+	// ErrMissingJobID, which names the fix) or FallbackStderr (create the logger anyway and
+	// write every record as a text line on stderr, which the agent captures as the task's
+	// output). Default "": the KEPMLOG_FALLBACK environment variable, else FallbackError.
+	Fallback Fallback
+	// NoUndeliveredToStderr keeps Shutdown/Close from writing the records still undelivered
+	// at their deadline to stderr as text lines (written by default).
+	NoUndeliveredToStderr bool
 }
+
+// Fallback is what New does when there is no job id (Options.Fallback).
+type Fallback string
+
+// The two fallbacks.
+const (
+	FallbackError  Fallback = "error"
+	FallbackStderr Fallback = "stderr"
+)
 
 // Stats are a logger's counters: Accepted = Delivered + Denied + Failed + Pending; Dropped
 // records were never accepted.
 type Stats struct {
 	Accepted, Delivered, Dropped, Denied, Failed, Pending, Reconnects uint64
 	Connected                                                         bool
+	// Printed counts records (and events) written to stderr as text lines: with
+	// FallbackStderr and no job id every one (none is then Accepted); otherwise the
+	// undelivered ones written at shutdown (also counted in Failed).
+	Printed uint64
 }
 
 // Logger is safe for concurrent use by many goroutines.
@@ -277,6 +303,26 @@ func New(opts Options) (*Logger, error) {
 	}
 	if opts.Quiet {
 		if err := call(func() C.enum_kepmlog_status { return C.kepmlog_options_set_stderr_diagnostics(o, false) }); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Fallback != "" {
+		var f C.int
+		switch opts.Fallback {
+		case FallbackError:
+			f = C.KEPMLOG_FALLBACK_ERROR
+		case FallbackStderr:
+			f = C.KEPMLOG_FALLBACK_STDERR
+		default:
+			return nil, &Error{Status: StatusInvalidArgument,
+				Msg: fmt.Sprintf("invalid option fallback: %q is not one of \"error\", \"stderr\"", string(opts.Fallback))}
+		}
+		if err := call(func() C.enum_kepmlog_status { return C.kepmlog_options_set_fallback(o, f) }); err != nil {
+			return nil, err
+		}
+	}
+	if opts.NoUndeliveredToStderr {
+		if err := call(func() C.enum_kepmlog_status { return C.kepmlog_options_set_undelivered_to_stderr(o, false) }); err != nil {
 			return nil, err
 		}
 	}
@@ -470,8 +516,12 @@ func (l *Logger) free() {
 // Stats returns the logger's counters (also after Shutdown; ErrShutDown after Close).
 func (l *Logger) Stats() (Stats, error) {
 	var st C.kepmlog_logger_stats
+	var printed C.uint64_t
 	err := l.with(func(p *C.kepmlog_logger) error {
-		return call(func() C.enum_kepmlog_status { return C.kepmlog_stats(p, &st) })
+		if err := call(func() C.enum_kepmlog_status { return C.kepmlog_stats(p, &st) }); err != nil {
+			return err
+		}
+		return call(func() C.enum_kepmlog_status { return C.kepmlog_logger_printed(p, &printed, nil) })
 	})
 	if err != nil {
 		return Stats{}, err
@@ -479,8 +529,19 @@ func (l *Logger) Stats() (Stats, error) {
 	return Stats{
 		Accepted: uint64(st.accepted), Delivered: uint64(st.delivered), Dropped: uint64(st.dropped),
 		Denied: uint64(st.denied), Failed: uint64(st.failed), Pending: uint64(st.pending),
-		Reconnects: uint64(st.reconnects), Connected: bool(st.connected),
+		Reconnects: uint64(st.reconnects), Connected: bool(st.connected), Printed: uint64(printed),
 	}, nil
+}
+
+// WritesToStderr reports whether records go to stderr instead of KeeperLogger
+// (FallbackStderr and no job id).
+func (l *Logger) WritesToStderr() bool {
+	var printed C.uint64_t
+	var on C.bool
+	err := l.with(func(p *C.kepmlog_logger) error {
+		return call(func() C.enum_kepmlog_status { return C.kepmlog_logger_printed(p, &printed, &on) })
+	})
+	return err == nil && bool(on)
 }
 
 // ClientID is the MQTT client id, {jobId}_{token}_{pid}.

@@ -77,6 +77,14 @@ export interface LoggerOptions {
   args?: string[];
   /** Print the library's own diagnostics (`kepmlog: ...`) on stderr. Default true. */
   stderrDiagnostics?: boolean;
+  /**
+   * Without a job id: 'error' (throw 'missing_job_id', which names the fix) or 'stderr' (create
+   * the logger anyway, print one `kepmlog:` warning and write every record as a text line on
+   * stderr, which the agent captures as the task's output). Default: KEPMLOG_FALLBACK, else 'error'.
+   */
+  fallback?: 'error' | 'stderr';
+  /** At shutdown (and exit), write the records still undelivered at the deadline to stderr as text lines. Default true. */
+  undeliveredToStderr?: boolean;
 }
 
 export interface LogOptions {
@@ -97,6 +105,11 @@ export interface Stats {
   denied: number;
   /** Still undelivered when the logger shut down. */
   failed: number;
+  /**
+   * Written to stderr as text lines: with fallback 'stderr' and no job id every record (none
+   * is then accepted); otherwise the undelivered ones written at shutdown (also in failed).
+   */
+  printed: number;
   /** Accepted and not yet settled. */
   pending: number;
   reconnects: number;
@@ -160,6 +173,8 @@ export declare class Logger {
   readonly source: string;
   readonly eventTopic: string;
   readonly isShutDown: boolean;
+  /** True when records go to stderr instead of KeeperLogger (fallback 'stderr' and no job id). */
+  readonly writesToStderr: boolean;
 }
 
 /** Level name or number -> wire value; RangeError / TypeError otherwise. */

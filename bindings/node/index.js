@@ -106,6 +106,8 @@ const KNOWN_OPTIONS = new Set([
   'dropTimeoutMs',
   'args',
   'stderrDiagnostics',
+  'fallback',
+  'undeliveredToStderr',
 ]);
 
 function nativeOptions(options) {
@@ -175,6 +177,17 @@ function nativeOptions(options) {
     }
     o.stderrDiagnostics = options.stderrDiagnostics;
   }
+  if (options.fallback !== undefined) {
+    // The core checks the value (and KEPMLOG_FALLBACK when this is unset).
+    checkString('options.fallback', options.fallback);
+    o.fallback = options.fallback;
+  }
+  if (options.undeliveredToStderr !== undefined) {
+    if (typeof options.undeliveredToStderr !== 'boolean') {
+      throw new TypeError(`kepmlog: options.undeliveredToStderr must be a boolean, got ${describe(options.undeliveredToStderr)}`);
+    }
+    o.undeliveredToStderr = options.undeliveredToStderr;
+  }
   return o;
 }
 
@@ -189,8 +202,8 @@ function installExitHook() {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   // 'exit' listeners must be synchronous: the native side flushes every live logger (and waits
-  // for garbage-collected ones still delivering) within one deadline. A listener does not keep
-  // the event loop alive.
+  // for garbage-collected ones still delivering) within one deadline, then shuts down those
+  // still behind so their records reach stderr. A listener does not keep the event loop alive.
   process.on('exit', () => {
     const ms = Logger.exitFlushTimeoutMs;
     const timeout = typeof ms === 'number' && ms >= 0 ? ms : DEFAULT_TIMEOUT_MS;
@@ -330,6 +343,7 @@ class Logger {
       dropped: s.dropped,
       denied: s.denied,
       failed: s.failed,
+      printed: s.printed,
       pending: s.pending,
       reconnects: s.reconnects,
       connected: s.connected,
@@ -353,6 +367,10 @@ class Logger {
   }
   get isShutDown() {
     return this[NATIVE].isShutDown;
+  }
+  /** True when records go to stderr instead of KeeperLogger (fallback 'stderr' and no job id). */
+  get writesToStderr() {
+    return this[NATIVE].writesToStderr;
   }
 }
 

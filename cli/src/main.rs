@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use kepmlog::{Error, Level, Logger, Options, Overflow};
+use kepmlog::{Error, Fallback, Level, Logger, Options, Overflow};
 
 mod parent;
 
@@ -62,6 +62,14 @@ struct Common {
     /// No kepmlog diagnostics on stderr (failures are still reported).
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Without a job id: "error" (exit 2, naming the fix) or "stderr" (write the records to
+    /// stderr as text lines, which the agent captures as the task's output; exit 0).
+    /// Default: KEPMLOG_FALLBACK, else "error".
+    #[arg(long, global = true, value_name = "MODE", value_parser = parse_fallback)]
+    fallback: Option<Fallback>,
+    /// Do not write the records still undelivered at --timeout to stderr.
+    #[arg(long, global = true)]
+    no_undelivered_to_stderr: bool,
 }
 
 #[derive(Subcommand)]
@@ -119,6 +127,10 @@ struct EventArgs {
     event_topic: Option<String>,
 }
 
+fn parse_fallback(s: &str) -> Result<Fallback, String> {
+    Fallback::parse(s).map_err(|e| e.to_string())
+}
+
 fn parse_level(s: &str) -> Result<Level, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
@@ -167,7 +179,12 @@ fn logger(c: &Common, overflow: Overflow, event_topic: Option<&str>) -> Result<L
     if let Some(t) = event_topic {
         opts = opts.event_topic(t);
     }
-    opts = opts.stderr_diagnostics(!c.quiet);
+    opts = opts
+        .stderr_diagnostics(!c.quiet)
+        .undelivered_to_stderr(!c.no_undelivered_to_stderr);
+    if let Some(f) = c.fallback {
+        opts = opts.fallback(f);
+    }
     Logger::new(opts).map_err(|e| {
         eprintln!("kepmlog: {e}");
         ExitCode::from(BAD_INPUT)

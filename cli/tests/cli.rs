@@ -266,3 +266,95 @@ fn bad_input_is_exit_2_with_the_fix() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(a.message_count(), 0);
 }
+
+/// The record lines of stderr without their timestamps (`2026-12-02T01:23:45.678Z `).
+fn record_lines(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| !l.starts_with("kepmlog:"))
+        .map(|l| {
+            assert!(l.len() > 25 && &l[23..25] == "Z ", "not a record line: {l}");
+            l[25..].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn without_a_job_id_fallback_stderr_writes_the_records_and_exits_0() {
+    for (flag, env) in [(true, None), (false, Some("stderr"))] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kepmlog"));
+        cmd.env_remove("KEEPER_JOB_ID")
+            .env_remove("KEPMLOG_FALLBACK");
+        if flag {
+            cmd.args(["--fallback", "stderr"]);
+        }
+        if let Some(v) = env {
+            cmd.env("KEPMLOG_FALLBACK", v);
+        }
+        let out = cmd
+            .args([
+                "log", "--source", "Sh", "-c", "Scan", "--level", "warn", "by hand",
+            ])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(record_lines(&out.stderr), ["Warning  Sh [Scan] by hand"]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(text.matches("kepmlog: no job id").count(), 1, "{text}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_kepmlog"))
+        .env_remove("KEEPER_JOB_ID")
+        .args(["--fallback", "console", "log", "x"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"error\", \"stderr\""));
+}
+
+fn twenty_lines() -> Vec<u8> {
+    (0..20)
+        .map(|i| format!("u {i}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+#[test]
+fn pipe_writes_the_records_undelivered_at_the_timeout_to_stderr_in_order() {
+    let a = DevAgent::start(Config {
+        start_broker: false,
+        ..Config::default()
+    })
+    .expect("devagent");
+    let args = [
+        "pipe",
+        "-q",
+        "--timeout",
+        "0.3",
+        "-c",
+        "Undelivered",
+        "--source",
+        "Sh",
+    ];
+    let out = kepmlog(&a, "cli-down", &args, Some(&twenty_lines()));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let want: Vec<String> = (0..20)
+        .map(|i| format!("Info     Sh [Undelivered] u {i}"))
+        .collect();
+    assert_eq!(record_lines(&out.stderr), want);
+
+    let mut off = args.to_vec();
+    off.push("--no-undelivered-to-stderr");
+    let out = kepmlog(&a, "cli-down", &off, Some(&twenty_lines()));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(record_lines(&out.stderr).is_empty(), "{out:?}");
+}
+
+#[test]
+fn pipe_with_the_broker_up_writes_no_record_to_stderr() {
+    let a = agent(&["KeeperLogger"]);
+    let args = ["pipe", "-q", "--timeout", "20", "-c", "Undelivered"];
+    let out = kepmlog(&a, "cli-up", &args, Some(&twenty_lines()));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert_eq!(meta(&a, 20).len(), 20);
+}

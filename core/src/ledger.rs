@@ -31,6 +31,7 @@ pub(crate) struct Tracked {
     pub member: u64,
     pub kind: Kind,
     pub payload: Bytes,
+    pub at: std::time::SystemTime,
 }
 
 #[derive(Debug)]
@@ -127,10 +128,29 @@ impl Ledger {
         self.in_flight = 0;
     }
 
-    /// Forgets the replays of a logger that is gone. Its records in flight stay until their
-    /// acks (their packet ids are still the broker's), which then find no logger.
-    pub fn forget_replays_of(&mut self, member: u64) {
-        self.replay.retain(|t| t.member != member);
+    /// Lets go of a logger that is gone: its replays are forgotten, and returned with copies
+    /// of its records in flight, those of its caller in the order they were logged. The
+    /// records in flight stay until their acks (their packet ids are still the broker's),
+    /// which then find no logger: an ack that comes later settles nothing twice.
+    pub fn release_member(&mut self, member: u64) -> Vec<Tracked> {
+        let mut left: Vec<Tracked> = self
+            .ring
+            .iter()
+            .flatten()
+            .filter(|t| t.member == member && t.index.is_some())
+            .cloned()
+            .collect();
+        self.replay.retain(|t| {
+            if t.member != member {
+                return true;
+            }
+            if t.index.is_some() {
+                left.push(t.clone());
+            }
+            false
+        });
+        left.sort_by_key(|t| t.index);
+        left
     }
 
     /// Everything not settled (in flight and waiting for replay), in `seq` order: for giving
@@ -157,6 +177,7 @@ mod tests {
             member: seq % 2,
             kind: Kind::Log,
             payload: Bytes::from(seq.to_string()),
+            at: std::time::UNIX_EPOCH,
         }
     }
 
@@ -286,7 +307,7 @@ mod tests {
     }
 
     #[test]
-    fn a_gone_loggers_replays_are_forgotten_and_its_in_flight_records_keep_their_ids() {
+    fn a_gone_loggers_records_are_returned_once_and_its_in_flight_records_keep_their_ids() {
         let mut l = Ledger::default();
         l.start_session(0);
         for s in 0..4 {
@@ -297,7 +318,12 @@ mod tests {
         if let Some(t) = first {
             assert_eq!(l.assign(t), 1); // seq 0 (member 0) in flight again
         }
-        l.forget_replays_of(0);
+        let released: Vec<u64> = l.release_member(0).iter().map(|t| t.seq).collect();
+        assert_eq!(
+            released,
+            vec![0, 2],
+            "member 0's record in flight and its replay, in order"
+        );
         let left: Vec<u64> = std::iter::from_fn(|| l.next_replay())
             .map(|t| t.seq)
             .collect();
@@ -308,6 +334,7 @@ mod tests {
             "member 0's record in flight keeps its packet id"
         );
         assert_eq!(l.ack(1).map(|t| t.member), Some(0));
+        assert!(l.release_member(0).is_empty(), "nothing is returned twice");
     }
 
     #[test]

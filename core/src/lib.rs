@@ -25,6 +25,7 @@ mod queue;
 pub mod record;
 mod session;
 mod settings;
+mod text;
 mod tls;
 mod worker;
 
@@ -34,8 +35,8 @@ pub use error::Error;
 pub use level::Level;
 pub use logger::{Logger, Stats, MAX_EVENT_BYTES};
 pub use options::{
-    Options, Overflow, DEFAULT_API_BASE, DEFAULT_QUEUE_CAPACITY, FALLBACK_BROKER_HOST,
-    FALLBACK_BROKER_PORT,
+    Fallback, Options, Overflow, DEFAULT_API_BASE, DEFAULT_QUEUE_CAPACITY, ENV_FALLBACK,
+    FALLBACK_BROKER_HOST, FALLBACK_BROKER_PORT,
 };
 pub use record::{build_metadata, encode, MetaData};
 pub use settings::SETTINGS_PATH;

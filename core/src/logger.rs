@@ -1,17 +1,17 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Sender, TrySendError};
 use serde::Serialize;
 
 use crate::hub::{self, Conn, Key};
 use crate::identity::{self, ENV_JOB_ID};
-use crate::options::{Options, Overflow};
+use crate::options::{Fallback, Options, Overflow};
 use crate::queue::{Item, Kind, MemberSpec, Shared, Signal};
 use crate::record::{encode_ref, meta_ref};
 use crate::worker::WorkerConfig;
-use crate::{settings, tls, Error, Level};
+use crate::{settings, text, tls, Error, Level};
 
 /// Largest event payload, in bytes of compact JSON.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -29,6 +29,10 @@ pub struct Stats {
     pub denied: u64,
     /// Given up: still undelivered when the logger shut down.
     pub failed: u64,
+    /// Records (and events) written to stderr as text lines: with `fallback = stderr` and no
+    /// job id, every one (none is then `accepted`; `accepted`, `delivered` and `pending` stay
+    /// 0); otherwise the undelivered ones written at shutdown (also counted in `failed`).
+    pub printed: u64,
     /// Accepted and not yet settled (queued or in flight).
     pub pending: u64,
     /// Successful connections after the first one.
@@ -45,13 +49,9 @@ pub struct Stats {
 /// Logging validates, builds the exact JSON and hands it to a bounded queue; a background
 /// worker thread discovers the broker, connects over TLS MQTT v5 and publishes with QoS 1.
 pub struct Logger {
-    tx: Sender<Item>,
+    /// `None`: no job id and `fallback = stderr`; records become stderr lines.
+    broker: Option<BrokerSink>,
     shared: Arc<Shared>,
-    /// The connection this logger shares with the other loggers of the process that have
-    /// the same client id and broker settings; taken at shutdown.
-    conn: Mutex<Option<Arc<Conn>>>,
-    signal: Arc<Signal>,
-    member_id: u64,
     source: String,
     default_category: String,
     overflow: Overflow,
@@ -64,6 +64,19 @@ pub struct Logger {
     drop_timeout: Duration,
     denied_seen_by_flush: AtomicU64,
 }
+
+/// The way to the broker of a logger that has a job id.
+struct BrokerSink {
+    tx: Sender<Item>,
+    /// The connection this logger shares with the other loggers of the process that have
+    /// the same client id and broker settings; taken at shutdown.
+    conn: Mutex<Option<Arc<Conn>>>,
+    signal: Arc<Signal>,
+    member_id: u64,
+}
+
+/// The warning of `fallback = stderr` is printed once per process, however many loggers.
+static STDERR_FALLBACK_WARNED: AtomicBool = AtomicBool::new(false);
 
 impl Logger {
     /// Creates a logger and starts its worker. Never blocks on the network: discovery and
@@ -80,7 +93,11 @@ impl Logger {
                 .trim()
                 .to_string(),
         };
-        identity::validate_job_id(&job_id)?;
+        let fallback = Fallback::resolve(options.fallback)?;
+        let to_stderr = job_id.is_empty() && fallback == Fallback::Stderr;
+        if !to_stderr {
+            identity::validate_job_id(&job_id)?;
+        }
         let token = match &options.token {
             Some(t) => {
                 identity::validate_token(t)?;
@@ -110,6 +127,9 @@ impl Logger {
             }
             None => format!("Jobs/{job_id}/events"),
         };
+        if to_stderr {
+            return Ok(Logger::to_stderr(&options, source, event_topic));
+        }
         let ca = match &options.ca_bundle {
             Some(path) => {
                 Some(
@@ -161,6 +181,7 @@ impl Logger {
             source: source.clone(),
             event_topic: event_topic.clone(),
             capacity: options.queue_capacity,
+            undelivered_to_stderr: options.undelivered_to_stderr,
         };
         let key = Key {
             client_id: client_id.clone(),
@@ -181,11 +202,13 @@ impl Logger {
         let signal = Arc::clone(&conn.signal);
 
         Ok(Logger {
-            tx,
+            broker: Some(BrokerSink {
+                tx,
+                conn: Mutex::new(Some(conn)),
+                signal,
+                member_id,
+            }),
             shared,
-            conn: Mutex::new(Some(conn)),
-            signal,
-            member_id,
             source,
             default_category: options.default_category.clone(),
             overflow: options.overflow,
@@ -198,6 +221,39 @@ impl Logger {
             drop_timeout: options.drop_timeout,
             denied_seen_by_flush: AtomicU64::new(0),
         })
+    }
+
+    /// A logger without a broker session (no worker, no connection, no settings request):
+    /// every record is one line on stderr, written on the caller's thread.
+    fn to_stderr(options: &Options, source: String, event_topic: String) -> Logger {
+        if options.stderr_diagnostics && !STDERR_FALLBACK_WARNED.swap(true, Ordering::SeqCst) {
+            text::write_line(
+                "kepmlog: no job id (KEEPER_JOB_ID is not set): writing records to stderr \
+                 (fallback=stderr); run the tool as a job task, or pass job_id / set \
+                 KEEPER_JOB_ID, to publish to KeeperLogger\n",
+            );
+        }
+        Logger {
+            broker: None,
+            shared: Arc::new(Shared::default()),
+            source,
+            default_category: options.default_category.clone(),
+            overflow: options.overflow,
+            capacity: options.queue_capacity,
+            pid: std::process::id(),
+            job_id: String::new(),
+            client_id: String::new(),
+            event_topic,
+            closed: AtomicBool::new(false),
+            drop_timeout: options.drop_timeout,
+            denied_seen_by_flush: AtomicU64::new(0),
+        }
+    }
+
+    /// True when records go to stderr instead of KeeperLogger (`fallback = stderr` and no
+    /// job id).
+    pub fn writes_to_stderr(&self) -> bool {
+        self.broker.is_none()
     }
 
     /// A logger configured the way the agent starts a job task: job id from `KEEPER_JOB_ID`,
@@ -234,10 +290,15 @@ impl Logger {
             correlation_id,
             context,
         )?;
+        if self.broker.is_none() {
+            self.print(&meta.text_line(SystemTime::now()));
+            return Ok(());
+        }
         let payload = encode_ref(&meta);
         self.enqueue(Item {
             kind: Kind::Log,
             payload: payload.into(),
+            at: SystemTime::now(),
         })
     }
 
@@ -276,9 +337,15 @@ impl Logger {
                 payload.len()
             )));
         }
+        if self.broker.is_none() {
+            let json = String::from_utf8_lossy(&payload);
+            self.print(&text::event_line(SystemTime::now(), &self.source, &json));
+            return Ok(());
+        }
         self.enqueue(Item {
             kind: Kind::Event,
             payload: payload.into(),
+            at: SystemTime::now(),
         })
     }
 
@@ -289,21 +356,29 @@ impl Logger {
         self.event(&value)
     }
 
+    fn print(&self, line: &str) {
+        text::write_line(line);
+        self.shared.printed.fetch_add(1, Ordering::SeqCst);
+    }
+
     fn enqueue(&self, item: Item) -> Result<(), Error> {
+        let Some(sink) = &self.broker else {
+            return Err(Error::ShutDown);
+        };
         self.shared.reserved.fetch_add(1, Ordering::SeqCst);
         let sent = match self.overflow {
-            Overflow::Drop => self
+            Overflow::Drop => sink
                 .tx
                 .try_send(item)
                 .map_err(|e| matches!(e, TrySendError::Disconnected(_))),
-            Overflow::Block(timeout) => self
+            Overflow::Block(timeout) => sink
                 .tx
                 .send_timeout(item, timeout)
                 .map_err(|e| e.is_disconnected()),
         };
         match sent {
             Ok(()) => {
-                self.signal.wake_worker();
+                sink.signal.wake_worker();
                 Ok(())
             }
             Err(disconnected) => {
@@ -326,6 +401,10 @@ impl Logger {
         if self.closed.load(Ordering::Relaxed) {
             return Err(Error::ShutDown);
         }
+        if self.broker.is_none() {
+            // No worker to lose in a fork: a child writes to the stderr it inherited.
+            return Ok(());
+        }
         let pid = std::process::id();
         if pid != self.pid {
             return Err(Error::Forked {
@@ -346,8 +425,11 @@ impl Logger {
     }
 
     fn flush_until(&self, deadline: Instant) -> Result<(), Error> {
+        let Some(sink) = &self.broker else {
+            return Ok(()); // every line is written by the time log() returns
+        };
         let target = self.shared.reserved.load(Ordering::SeqCst);
-        self.signal.wake.notify_one();
+        sink.signal.wake.notify_one();
         let undelivered = self.shared.wait_settled(target, deadline);
         let denied = self.shared.denied.load(Ordering::SeqCst);
         let seen = self.denied_seen_by_flush.swap(denied, Ordering::SeqCst);
@@ -368,8 +450,13 @@ impl Logger {
 
     /// Flushes until the deadline, disconnects and stops the worker. Idempotent: later calls
     /// return `Ok(())`; logging afterwards returns [`Error::ShutDown`]. Records still
-    /// undelivered at the deadline are counted as failed and reported on stderr.
+    /// undelivered at the deadline are counted as failed and written to stderr as text lines
+    /// (unless `undelivered_to_stderr` is off).
     pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
+        let Some(sink) = &self.broker else {
+            self.closed.store(true, Ordering::SeqCst);
+            return Ok(());
+        };
         let pid = std::process::id();
         if pid != self.pid {
             // The worker thread does not exist in a fork; the parent still owns the connection.
@@ -383,14 +470,14 @@ impl Logger {
         }
         let deadline = Instant::now() + timeout;
         let result = self.flush_until(deadline);
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let conn = sink.conn.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(conn) = conn else {
             return result;
         };
         // The worker serves what is left of this logger until the deadline (a record logged
         // by another thread while shutdown began may still be on its way), counts the rest as
         // failed and lets it go; the other loggers on the connection go on.
-        conn.detach(self.member_id, deadline);
+        conn.detach(sink.member_id, deadline);
         // Detaching, and for the last logger the disconnect, need a moment even when the
         // flush used the whole budget.
         let join_by = deadline.max(Instant::now() + Duration::from_millis(200));
@@ -429,16 +516,25 @@ impl Logger {
         let delivered = self.shared.delivered.load(Ordering::SeqCst);
         let denied = self.shared.denied.load(Ordering::SeqCst);
         let failed = self.shared.failed.load(Ordering::SeqCst);
+        let printed = self.shared.printed.load(Ordering::SeqCst);
         let info = self.shared.info();
+        let (reconnects, connected) = match &self.broker {
+            Some(sink) => (
+                sink.signal.reconnects.load(Ordering::SeqCst),
+                sink.signal.connected.load(Ordering::SeqCst),
+            ),
+            None => (0, false),
+        };
         Stats {
             accepted,
             delivered,
             dropped,
             denied,
             failed,
+            printed,
             pending: accepted.saturating_sub(delivered + denied + failed),
-            reconnects: self.signal.reconnects.load(Ordering::SeqCst),
-            connected: self.signal.connected.load(Ordering::SeqCst),
+            reconnects,
+            connected,
             last_error: info.last_error.clone(),
             broker: info.broker.clone(),
             client_id: self.client_id.clone(),

@@ -19,6 +19,60 @@ pub enum Overflow {
     Block(Duration),
 }
 
+/// The environment variable read for [`Options::fallback`] when it is not set explicitly.
+pub const ENV_FALLBACK: &str = "KEPMLOG_FALLBACK";
+
+/// What creating a logger does when the job context is missing (no job id: `KEEPER_JOB_ID`
+/// is not set and none was given).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// Creation fails with [`Error::MissingJobId`](crate::Error::MissingJobId), which names
+    /// the fix.
+    #[default]
+    Error,
+    /// The logger is created without a broker session: one `kepmlog:` warning, then every
+    /// record is one text line on stderr, which the agent captures as the task's output.
+    Stderr,
+}
+
+impl Fallback {
+    /// `"error"` or `"stderr"` (case-insensitive, surrounding white space ignored); anything
+    /// else is an error naming the accepted values.
+    pub fn parse(text: &str) -> Result<Fallback, crate::Error> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "error" => Ok(Fallback::Error),
+            "stderr" => Ok(Fallback::Stderr),
+            _ => Err(crate::Error::InvalidOption {
+                option: "fallback",
+                reason: format!("{text:?} is not one of \"error\", \"stderr\""),
+            }),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fallback::Error => "error",
+            Fallback::Stderr => "stderr",
+        }
+    }
+
+    /// The explicit choice, else `KEPMLOG_FALLBACK`, else [`Fallback::Error`].
+    pub(crate) fn resolve(explicit: Option<Fallback>) -> Result<Fallback, crate::Error> {
+        if let Some(f) = explicit {
+            return Ok(f);
+        }
+        match std::env::var(ENV_FALLBACK) {
+            Ok(v) if !v.trim().is_empty() => {
+                Fallback::parse(&v).map_err(|_| crate::Error::InvalidOption {
+                    option: "fallback",
+                    reason: format!("{ENV_FALLBACK}={v:?} is not one of \"error\", \"stderr\""),
+                })
+            }
+            _ => Ok(Fallback::Error),
+        }
+    }
+}
+
 /// How to create a [`Logger`](crate::Logger). Unset fields come from the job's environment
 /// (`KEEPER_JOB_ID`), its arguments (`--keeper-api-base`) and the defaults documented per field.
 #[derive(Clone, Debug)]
@@ -57,6 +111,12 @@ pub struct Options {
     pub args: Option<Vec<String>>,
     /// Print the library's own diagnostics on stderr (`kepmlog: ...`). Default true.
     pub stderr_diagnostics: bool,
+    /// What to do when there is no job id. Default: `KEPMLOG_FALLBACK` (`error` or
+    /// `stderr`), else [`Fallback::Error`].
+    pub fallback: Option<Fallback>,
+    /// At shutdown (or drop), write the records still unacknowledged at the deadline to
+    /// stderr as text lines (the first 1,000, then a count of the rest). Default true.
+    pub undelivered_to_stderr: bool,
 }
 
 impl Options {
@@ -128,6 +188,14 @@ impl Options {
         self.stderr_diagnostics = on;
         self
     }
+    pub fn fallback(mut self, fallback: Fallback) -> Self {
+        self.fallback = Some(fallback);
+        self
+    }
+    pub fn undelivered_to_stderr(mut self, on: bool) -> Self {
+        self.undelivered_to_stderr = on;
+        self
+    }
 }
 
 impl Default for Options {
@@ -148,6 +216,29 @@ impl Default for Options {
             drop_timeout: Duration::from_secs(5),
             args: None,
             stderr_diagnostics: true,
+            fallback: None,
+            undelivered_to_stderr: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_names_parse_and_anything_else_names_the_choices() {
+        assert_eq!(Fallback::parse("stderr"), Ok(Fallback::Stderr));
+        assert_eq!(Fallback::parse(" Error "), Ok(Fallback::Error));
+        for f in [Fallback::Error, Fallback::Stderr] {
+            assert_eq!(Fallback::parse(f.name()), Ok(f));
+        }
+        let err = Fallback::parse("console").unwrap_err().to_string();
+        assert!(err.contains("\"error\", \"stderr\""), "{err}");
+        // An explicit choice never looks at the environment.
+        assert_eq!(
+            Fallback::resolve(Some(Fallback::Stderr)),
+            Ok(Fallback::Stderr)
+        );
     }
 }

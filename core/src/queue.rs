@@ -19,6 +19,8 @@ use crossbeam_channel::Receiver;
 pub(crate) struct Item {
     pub kind: Kind,
     pub payload: Bytes,
+    /// When it was logged: the time of its stderr line should it never be delivered.
+    pub at: std::time::SystemTime,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub(crate) struct MemberSpec {
     pub source: String,
     pub event_topic: String,
     pub capacity: usize,
+    /// Write what is still undelivered when the logger is let go to stderr.
+    pub undelivered_to_stderr: bool,
 }
 
 /// What loggers tell the worker they share.
@@ -110,6 +114,8 @@ pub(crate) struct Shared {
     pub delivered: AtomicU64,
     pub denied: AtomicU64,
     pub failed: AtomicU64,
+    /// Records written to stderr as text lines (see `Stats::printed`).
+    pub printed: AtomicU64,
     /// Every accepted record whose queue position is below this is settled.
     pub settled_low: AtomicU64,
     pub info: Mutex<Info>,

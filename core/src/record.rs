@@ -106,6 +106,22 @@ pub(crate) fn meta_ref<'a>(
     })
 }
 
+impl MetaRef<'_> {
+    /// The record as one stderr line (see `text.rs`), newline included.
+    pub(crate) fn text_line(&self, at: std::time::SystemTime) -> String {
+        let level = Level::from_wire(i64::from(self.log_level)).map_or("?", Level::name);
+        crate::text::record_line(
+            at,
+            level,
+            &self.source,
+            &self.category,
+            &self.message,
+            &self.correlation_id,
+            &self.context,
+        )
+    }
+}
+
 /// The payload of one publish: exactly one JSON object with a fresh UUID v4 `Id`.
 pub fn encode(meta: &MetaData) -> Vec<u8> {
     encode_any(meta)

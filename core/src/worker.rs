@@ -24,7 +24,7 @@ use crate::ledger::{Ledger, Tracked};
 use crate::queue::{Control, Item, Kind, MemberSpec, Settlements, Shared, Signal};
 use crate::record::{encode_ref, meta_ref, LOG_TOPIC};
 use crate::session::{reason_name, Incoming, Session, SessionError};
-use crate::{settings, tls, Level};
+use crate::{settings, text, tls, Level};
 
 /// How often the worker looks around when nothing wakes it (drop reports, stop requests).
 const TICK: Duration = Duration::from_millis(100);
@@ -157,6 +157,7 @@ struct Member {
     event_topic: String,
     event_topic_bytes: Bytes,
     capacity: usize,
+    undelivered_to_stderr: bool,
     settlements: Settlements,
     /// The worker's own Warning records for this logger, waiting for a connection.
     internal: VecDeque<Tracked>,
@@ -177,6 +178,7 @@ impl Member {
             source: spec.source,
             event_topic: spec.event_topic,
             capacity: spec.capacity,
+            undelivered_to_stderr: spec.undelivered_to_stderr,
             settlements: Settlements::default(),
             internal: VecDeque::new(),
             drops_reported: 0,
@@ -206,6 +208,7 @@ impl Member {
             member: self.id,
             kind: Kind::Log,
             payload: encode_ref(&meta).into(),
+            at: std::time::SystemTime::now(),
         });
     }
 
@@ -223,6 +226,7 @@ impl Member {
             member: self.id,
             kind: item.kind,
             payload: item.payload,
+            at: item.at,
         })
     }
 
@@ -238,11 +242,20 @@ impl Member {
     }
 
     /// The logger is gone or the worker ends: whatever it accepted and is not settled is
-    /// failed; say so once.
-    fn close(self, diagnostics: bool) {
-        // Dropping the receiver first makes later sends fail (they give their reservation
-        // back), so the count below is final.
-        let Member { rx, shared, .. } = self;
+    /// failed; say so once, and write those records to stderr (`in_ledger`: its records the
+    /// ledger still had, in the order they were logged).
+    fn close(self, diagnostics: bool, in_ledger: Vec<Tracked>) {
+        let Member {
+            rx,
+            shared,
+            source,
+            undelivered_to_stderr,
+            ..
+        } = self;
+        // Everything still queued was logged after what the ledger had.
+        let queued: Vec<Item> = rx.try_iter().collect();
+        // Dropping the receiver makes later sends fail (they give their reservation back),
+        // so the count below is final.
         drop(rx);
         let reserved = shared.reserved.load(Ordering::SeqCst);
         let settled = shared.delivered.load(Ordering::SeqCst)
@@ -257,6 +270,17 @@ impl Member {
                 diagnostics,
                 &format!("shut down with {left} record(s) not delivered (last error: {last})"),
             );
+            if undelivered_to_stderr {
+                let lines: Vec<String> = in_ledger
+                    .iter()
+                    .map(|t| (t.at, t.kind, &t.payload))
+                    .chain(queued.iter().map(|i| (i.at, i.kind, &i.payload)))
+                    .take(text::MAX_UNDELIVERED_LINES)
+                    .map(|(at, kind, payload)| text::payload_line(at, kind, &source, payload))
+                    .collect();
+                let printed = text::write_undelivered(&lines, left);
+                shared.printed.fetch_add(printed, Ordering::SeqCst);
+            }
         }
         shared.info().done = true;
         shared.notify_progress();
@@ -375,8 +399,8 @@ impl Worker {
                 .is_some_and(|deadline| now >= deadline || m.all_settled());
             if go {
                 let member = self.members.remove(i);
-                self.ledger.forget_replays_of(member.id);
-                member.close(self.diagnostics);
+                let in_ledger = self.ledger.release_member(member.id);
+                member.close(self.diagnostics, in_ledger);
             } else {
                 i += 1;
             }
@@ -658,10 +682,14 @@ impl Worker {
     /// The worker ends: every logger still attached gets what is left counted as failed.
     fn finish(&mut self) {
         self.take_control();
-        let _ = self.ledger.take_all();
+        let mut left = self.ledger.take_all();
+        left.retain(|t| t.index.is_some());
+        left.sort_by_key(|t| t.index);
         self.signal.connected.store(false, Ordering::SeqCst);
         for m in self.members.drain(..) {
-            m.close(self.diagnostics);
+            let (mine, others) = left.into_iter().partition(|t| t.member == m.id);
+            left = others;
+            m.close(self.diagnostics, mine);
         }
     }
 }

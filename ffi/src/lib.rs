@@ -1020,5 +1020,8 @@ pub unsafe extern "C" fn kepmlog_logger_client_id(
     })
 }
 
+mod stderr;
+pub use stderr::*;
+
 #[cfg(test)]
 mod tests;

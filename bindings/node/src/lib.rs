@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use kepmlog::{identity, Error, Level, Logger, Options, Overflow};
+use kepmlog::{identity, Error, Fallback, Level, Logger, Options, Overflow};
 use napi::bindgen_prelude::{AsyncTask, Either};
 use napi::{Env, Task};
 use napi_derive::napi;
@@ -38,6 +38,9 @@ pub struct NativeOptions {
     /// The main script: its file stem is the default token (the executable is `node`).
     pub script_path: Option<String>,
     pub stderr_diagnostics: Option<bool>,
+    /// `"error"` or `"stderr"`; unset: `KEPMLOG_FALLBACK`, else error.
+    pub fallback: Option<String>,
+    pub undelivered_to_stderr: Option<bool>,
 }
 
 /// Loggers alive in this process, for the exit-time flush.
@@ -66,7 +69,7 @@ fn millis(ms: f64) -> Duration {
     }
 }
 
-fn build_options(o: NativeOptions) -> Options {
+fn build_options(o: NativeOptions) -> Result<Options, Error> {
     let mut opts = Options::default();
     opts.source = o.source;
     if let Some(c) = o.default_category {
@@ -104,7 +107,13 @@ fn build_options(o: NativeOptions) -> Options {
     if let Some(on) = o.stderr_diagnostics {
         opts.stderr_diagnostics = on;
     }
-    opts
+    if let Some(f) = o.fallback {
+        opts.fallback = Some(Fallback::parse(&f)?);
+    }
+    if let Some(on) = o.undelivered_to_stderr {
+        opts.undelivered_to_stderr = on;
+    }
+    Ok(opts)
 }
 
 /// One core logger, owned by one JS `Logger`.
@@ -117,7 +126,10 @@ pub struct NativeLogger {
 /// Creates a logger, or returns `"kind:message"`.
 #[napi]
 pub fn create_logger(options: NativeOptions) -> Either<NativeLogger, String> {
-    let opts = build_options(options);
+    let opts = match build_options(options) {
+        Ok(opts) => opts,
+        Err(e) => return Either::B(encode_error(&e)),
+    };
     let drop_timeout = opts.drop_timeout;
     match Logger::new(opts) {
         Ok(logger) => {
@@ -242,6 +254,12 @@ impl NativeLogger {
     pub fn is_shut_down(&self) -> bool {
         self.inner.is_shut_down()
     }
+
+    /// True when records go to stderr instead of KeeperLogger (fallback "stderr", no job id).
+    #[napi(getter)]
+    pub fn writes_to_stderr(&self) -> bool {
+        self.inner.writes_to_stderr()
+    }
 }
 
 impl Drop for NativeLogger {
@@ -275,11 +293,17 @@ impl Drop for NativeLogger {
 /// Flushes every live logger and waits for garbage-collected ones still delivering, all within
 /// one deadline. Returns the number of records still undelivered. Called from the
 /// `process.on('exit')` hook, where nothing asynchronous can run any more.
+///
+/// A logger that still has undelivered records at the deadline is shut down at once: the
+/// process is ending, and its shutdown writes those records to stderr (unless
+/// `undeliveredToStderr` is off) where the agent captures them. The others stay usable for
+/// `exit` listeners that run after this one.
 #[napi]
 pub fn flush_all_sync(timeout_ms: f64) -> f64 {
     let deadline = Instant::now() + millis(timeout_ms);
     let live: Vec<Arc<Logger>> = lock(&LIVE).iter().filter_map(Weak::upgrade).collect();
     let mut undelivered = 0u64;
+    let mut behind = Vec::new();
     for logger in live {
         if logger.is_shut_down() {
             continue;
@@ -287,7 +311,11 @@ pub fn flush_all_sync(timeout_ms: f64) -> f64 {
         let left = deadline.saturating_duration_since(Instant::now());
         if let Err(Error::Timeout { undelivered: n, .. }) = logger.flush(left) {
             undelivered += n;
+            behind.push(logger);
         }
+    }
+    for logger in behind {
+        let _ = logger.shutdown(Duration::ZERO);
     }
     let mut n = lock(&ORPHANS);
     while *n > 0 {

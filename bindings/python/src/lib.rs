@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use kepmlog::{Error, Level, Logger, Options, Overflow};
+use kepmlog::{Error, Fallback, Level, Logger, Options, Overflow};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -183,7 +183,8 @@ impl NativeLogger {
     #[new]
     #[pyo3(signature = (
         source, default_category, job_id, token, api_base, ca_bundle, broker,
-        queue_capacity, block_timeout, event_topic, args, exit_timeout, diagnostics
+        queue_capacity, block_timeout, event_topic, args, exit_timeout, diagnostics,
+        fallback = None, undelivered_to_stderr = true
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -201,11 +202,17 @@ impl NativeLogger {
         args: Option<Vec<String>>,
         exit_timeout: f64,
         diagnostics: bool,
+        fallback: Option<String>,
+        undelivered_to_stderr: bool,
     ) -> PyResult<NativeLogger> {
         let mut options = Options::default()
             .default_category(default_category)
             .queue_capacity(queue_capacity)
-            .stderr_diagnostics(diagnostics);
+            .stderr_diagnostics(diagnostics)
+            .undelivered_to_stderr(undelivered_to_stderr);
+        if let Some(f) = fallback {
+            options.fallback = Some(Fallback::parse(&f).map_err(|e| to_py_err(py, &e))?);
+        }
         options.source = source;
         options.job_id = job_id;
         options.token = token;
@@ -349,6 +356,7 @@ impl NativeLogger {
         d.set_item("dropped", s.dropped)?;
         d.set_item("denied", s.denied)?;
         d.set_item("failed", s.failed)?;
+        d.set_item("printed", s.printed)?;
         d.set_item("pending", s.pending)?;
         d.set_item("reconnects", s.reconnects)?;
         d.set_item("connected", s.connected)?;
@@ -377,6 +385,10 @@ impl NativeLogger {
     #[getter]
     fn is_shut_down(&self) -> bool {
         self.logger().is_shut_down()
+    }
+    #[getter]
+    fn writes_to_stderr(&self) -> bool {
+        self.logger().writes_to_stderr()
     }
 }
 

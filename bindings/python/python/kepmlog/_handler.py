@@ -67,6 +67,11 @@ class KeeperLoggerHandler(logging.Handler):
     one with :meth:`Logger.from_job`; ``close()`` (called by ``logging.shutdown`` at exit)
     then shuts it down. Works with ``logging.basicConfig(handlers=[...])`` and ``dictConfig``
     (``"class": "kepmlog.KeeperLoggerHandler"`` plus keywords).
+
+    Run by hand without ``KEEPER_JOB_ID``, the constructor raises ``JobIdError`` (naming the
+    fix) and leaves nothing registered with ``logging``, so exit adds no second error; with
+    ``fallback="stderr"`` (or ``KEPMLOG_FALLBACK=stderr``) the records go to stderr as text
+    lines instead.
     """
 
     def __init__(
@@ -78,12 +83,15 @@ class KeeperLoggerHandler(logging.Handler):
         flush_timeout: float = 5.0,
         **logger_options: Any,
     ) -> None:
-        super().__init__(level)
+        # Everything that can fail comes before logging.Handler.__init__: that registers the
+        # handler for logging.shutdown at exit, which would flush a half-built handler and
+        # print a second traceback after the constructor's own error.
         if not isinstance(category, str):
             raise TypeError(f"category must be a str, not {type(category).__name__}")
+        flush_timeout = float(flush_timeout)
         if logger is None:
+            owns_logger = True
             logger = Logger.from_job(**logger_options)
-            self._owns_logger = True
         elif not isinstance(logger, Logger):
             raise TypeError(f"logger must be a kepmlog.Logger, not {type(logger).__name__}")
         elif logger_options:
@@ -92,13 +100,20 @@ class KeeperLoggerHandler(logging.Handler):
                 + ", ".join(sorted(logger_options))
             )
         else:
-            self._owns_logger = False
+            owns_logger = False
+        try:
+            super().__init__(level)
+        except BaseException:
+            if owns_logger:
+                logger.shutdown(0)
+            raise
+        self._owns_logger = owns_logger
         self.logger = logger
         self.category = category
         # Set, not left None: basicConfig gives formatter-less handlers its
         # "LEVEL:name:message" format, and KeeperLogger records carry the level already.
         self.setFormatter(_MESSAGE_ONLY)
-        self.flush_timeout = float(flush_timeout)
+        self.flush_timeout = flush_timeout
 
     #: Class flags, kept by ``__init_subclass__``: ``_plain_format`` while the class keeps
     #: ``logging.Handler.format`` (with the default formatter the message is then

@@ -133,6 +133,13 @@ class Logger:
         exit_timeout: seconds allowed to deliver the queue at interpreter exit or when the
             logger is garbage-collected without :meth:`shutdown`.
         diagnostics: print kepmlog's own warnings (``kepmlog: ...``) on stderr.
+        fallback: what to do without a job id: ``"error"`` (raise ``JobIdError``,
+            which names the fix) or ``"stderr"`` (create the logger anyway, print one
+            ``kepmlog:`` warning and write every record as a text line on stderr, which the
+            agent captures as the task's output). Default: ``KEPMLOG_FALLBACK``, else
+            ``"error"``.
+        undelivered_to_stderr: at shutdown (or exit), write the records still undelivered at
+            the deadline to stderr as text lines (the first 1,000, then a count). Default True.
         args: process arguments to read ``--keeper-api-base`` from (default ``sys.argv``).
     """
 
@@ -155,7 +162,11 @@ class Logger:
         exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
         diagnostics: bool = True,
         args: Optional[Sequence[str]] = None,
+        fallback: Optional[str] = None,
+        undelivered_to_stderr: bool = True,
     ) -> None:
+        if fallback is not None and not isinstance(fallback, str):
+            raise TypeError(f"fallback must be 'error' or 'stderr', not {type(fallback).__name__}")
         if overflow not in ("drop", "block"):
             raise _errors.InvalidOptionError(
                 f"invalid option overflow: {overflow!r}; use 'drop' or 'block'", "invalid_option"
@@ -184,6 +195,8 @@ class Logger:
             args=argv,
             exit_timeout=self._exit_timeout,
             diagnostics=bool(diagnostics),
+            fallback=fallback,
+            undelivered_to_stderr=bool(undelivered_to_stderr),
         )
         self._native = NativeLogger(**self._config)
         with _live_lock:
@@ -270,9 +283,11 @@ class Logger:
     close = shutdown
 
     def stats(self) -> "dict[str, Any]":
-        """Counters: accepted, delivered, dropped, denied, failed, pending, reconnects,
-        connected, last_error, broker, client_id. ``accepted = delivered + denied + failed +
-        pending``."""
+        """Counters: accepted, delivered, dropped, denied, failed, printed, pending,
+        reconnects, connected, last_error, broker, client_id. ``accepted = delivered + denied
+        + failed + pending``. ``printed``: records written to stderr as text lines (every
+        record with ``fallback="stderr"`` and no job id, none of them ``accepted``; else those
+        undelivered at shutdown, also counted in ``failed``)."""
         return self._native.stats()
 
     @property
@@ -296,6 +311,12 @@ class Logger:
     @property
     def is_shut_down(self) -> bool:
         return self._native.is_shut_down
+
+    @property
+    def writes_to_stderr(self) -> bool:
+        """True when records go to stderr instead of KeeperLogger (``fallback="stderr"`` and
+        no job id)."""
+        return self._native.writes_to_stderr
 
     def __enter__(self) -> "Logger":
         return self
