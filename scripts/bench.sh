@@ -12,7 +12,7 @@
 #   options: --settings sub-rm20,sub-rm65535,nosub-rm20,nosub-rm65535
 #            --peers kepmlog-rust,kepmlog-c,kepmlog-go,kepmlog-python,kepmlog-python-logging,
 #                    kepmlog-node,rumqttc,paho,mqttjs,mosquitto_pub
-#            --rounds N  --out FILE  --no-extras  --skip-build (reuse the last build)
+#            --rounds N  --out FILE  --no-extras  --extras-only  --skip-build (reuse the last build)
 #   KEPMLOG_BENCH_N=... overrides the record count.
 set -euo pipefail
 cd "$(dirname "$0")/.."

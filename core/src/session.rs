@@ -169,6 +169,22 @@ impl Write for Nonblocking<'_> {
     }
 }
 
+/// Windows: turns the delayed ACK off for this socket (SIO_TCP_SET_ACK_FREQUENCY = 1: ACK
+/// each segment). Its delayed-ACK timer is 200 ms, and the broker's Nagle waits for that ACK
+/// before CONNACK (after a TLS 1.3 session ticket) and before the last PUBACKs of a flush.
+/// Windows has nothing like Linux's one-shot TCP_QUICKACK, so this holds for the whole
+/// connection: a publisher receives little (acks), and most of its ACKs ride on its own
+/// segments anyway. Best effort: where the ioctl is refused (older Windows, Wine), the
+/// session then works with the stall, as it did without this.
+#[cfg(windows)]
+fn acknowledge_every_segment(sock: &TcpStream) {
+    let _ = socket2::SockRef::from(sock).set_tcp_ack_frequency(1);
+}
+
+/// Elsewhere the ACK is sent when it is needed ([`Session::ack_now`]), or not at all (macOS).
+#[cfg(not(windows))]
+fn acknowledge_every_segment(_sock: &TcpStream) {}
+
 impl Session {
     /// TCP connect, TLS handshake, CONNECT (clean start) and CONNACK, all within `timeout`.
     pub async fn connect(
@@ -203,6 +219,7 @@ impl Session {
         let sock = TcpStream::connect((bare, port)).await?;
         // Acks and lone records must not wait for Nagle.
         sock.set_nodelay(true)?;
+        acknowledge_every_segment(&sock);
         let name = ServerName::try_from(bare.to_string())
             .map_err(|e| SessionError::Protocol(format!("{host:?} is not a host name: {e}")))?;
         let mut conn = ClientConnection::new(tls, name)?;
@@ -444,8 +461,9 @@ impl Session {
     /// one is unacknowledged. After a read the session often sends nothing (it waits for the
     /// next ack), so the ACK would wait for the timer, ~40 ms on Linux: TLS 1.3 session
     /// tickets (OpenSSL sends one more when it reads CONNECT) held CONNACK back that way on
-    /// every connection. TCP_QUICKACK sends the pending ACK now; it is Linux's (on other
-    /// systems no socket option does this, see ARCHITECTURE.md).
+    /// every connection. TCP_QUICKACK sends the pending ACK now; it is Linux's. Windows has no
+    /// one-shot form: there the socket acknowledges every segment from the start
+    /// ([`acknowledge_every_segment`]). macOS has neither (see ARCHITECTURE.md).
     fn ack_now(&mut self) {
         self.ack_pending = false;
         #[cfg(any(target_os = "linux", target_os = "android"))]

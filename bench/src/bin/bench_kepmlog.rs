@@ -5,10 +5,15 @@
 //!                               prints the result line (see the crate docs)
 //! `bench-kepmlog down`          N (default 1,000,000) log calls with nothing listening on
 //!                               the broker port: RSS sampled at N/10, N/4, N/2 and N calls
-//! `bench-kepmlog startup`       `Logger::new` to the first record acknowledged (one record,
-//!                               flush), in ms
+//! `bench-kepmlog startup`       `Logger::new` to connected and to the first record
+//!                               acknowledged (one record, flush), in ms
+//! `bench-kepmlog tool --keeper-api-base=URL`
+//!                               a one-record job tool, nothing else: Plugin Settings from URL,
+//!                               KEEPER_JOB_ID, one `info`, `shutdown`, exit 0 when delivered
+//!                               (the driver times the process and reads its CPU)
 //!
-//! Settings come from the environment (`KEPMLOG_BENCH_*`, see `kepmlog_bench::Env`).
+//! Settings come from the environment (`KEPMLOG_BENCH_*`, see `kepmlog_bench::Env`), except
+//! for `tool`, which finds everything the way a job tool does.
 
 use std::time::{Duration, Instant};
 
@@ -24,9 +29,10 @@ fn main() {
         "throughput" => "kepmlog-rust",
         "down" => "kepmlog-rust-broker-down",
         "startup" => "kepmlog-rust-startup",
+        "tool" => return tool(),
         other => fail(
             "bench-kepmlog",
-            &format!("unknown mode {other}: use throughput, down or startup"),
+            &format!("unknown mode {other}: use throughput, down, startup or tool"),
         ),
     };
     let env = Env::from_env().unwrap_or_else(|e| fail(peer, &e));
@@ -143,16 +149,42 @@ fn down(env: &Env) -> Result<String, String> {
     .line())
 }
 
-/// `Logger::new` to the first PUBACK: one record, flush.
+/// `Logger::new` to connected (CONNACK) and to the first PUBACK: one record, flush.
 fn startup(env: &Env) -> Result<String, String> {
     let t0 = Instant::now();
     let log = Logger::new(options(env, "ruststart")).map_err(|e| format!("Logger::new: {e}"))?;
     log.info(CATEGORY, &env.message)
         .map_err(|e| format!("info: {e}"))?;
+    // Polled on this thread, which would otherwise only wait in flush; the worker runs on
+    // its own. Polling every 20 µs puts the figure within that of the real moment.
+    let connected_ms = loop {
+        if log.stats().connected {
+            break t0.elapsed().as_secs_f64() * 1e3;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            return Err("not connected within 20 s".into());
+        }
+        std::thread::sleep(Duration::from_micros(20));
+    };
     log.flush(Duration::from_secs(20))
         .map_err(|e| format!("flush: {e}"))?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     log.shutdown(Duration::from_secs(5))
         .map_err(|e| format!("shutdown: {e}"))?;
-    Ok(json!({"peer": "kepmlog-rust-startup", "ms": ms}).to_string())
+    Ok(json!({"peer": "kepmlog-rust-startup", "ms": ms, "connected_ms": connected_ms}).to_string())
+}
+
+/// A job tool that logs one record: what the agent starts, timed from outside.
+fn tool() {
+    let run = || -> Result<(), String> {
+        let log = Logger::new(Options::new(SOURCE).token("rusttool"))
+            .map_err(|e| format!("Logger::new: {e}"))?;
+        log.info(CATEGORY, "one record")
+            .map_err(|e| format!("info: {e}"))?;
+        log.shutdown(Duration::from_secs(10))
+            .map_err(|e| format!("shutdown: {e}"))
+    };
+    if let Err(e) = run() {
+        fail("kepmlog-rust-tool", &e);
+    }
 }
