@@ -14,9 +14,17 @@ fn named(mut options: Options, source: impl Into<String>) -> Options {
     options
 }
 
-/// How many times the broker saw `client_id` connect.
-fn connections_of(agent: &kepm_devagent::DevAgent, client_id: &str) -> usize {
-    agent.clients().iter().filter(|c| *c == client_id).count()
+/// How many times the broker saw `client_id` connect, after waiting until it saw it at least
+/// `at_least` times and a moment more: the connection lines come from the broker's log, which
+/// may trail the captured messages (and an extra connection must not be missed either).
+fn connections_of(agent: &kepm_devagent::DevAgent, client_id: &str, at_least: usize) -> usize {
+    let count = || agent.clients().iter().filter(|c| *c == client_id).count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while count() < at_least && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    count()
 }
 
 fn many_loggers_share_one_connection(n: usize) {
@@ -59,7 +67,7 @@ fn many_loggers_share_one_connection(n: usize) {
         assert_eq!(mine, want, "logger {i}: its own records, in its order");
     }
     assert_eq!(
-        connections_of(&agent, &client_id),
+        connections_of(&agent, &client_id, 1),
         1,
         "{:?}",
         agent.clients()
@@ -103,7 +111,7 @@ fn shutting_one_logger_down_leaves_the_others_logging() {
     c.info("Leave", "c").unwrap();
     c.flush(LONG).unwrap();
     assert_eq!(
-        connections_of(&agent, b.client_id()),
+        connections_of(&agent, b.client_id(), 1),
         1,
         "{:?}",
         agent.clients()
@@ -115,7 +123,7 @@ fn shutting_one_logger_down_leaves_the_others_logging() {
     d.info("Leave", "d").unwrap();
     d.flush(LONG).unwrap();
     assert_eq!(
-        connections_of(&agent, d.client_id()),
+        connections_of(&agent, d.client_id(), 2),
         2,
         "{:?}",
         agent.clients()
@@ -158,7 +166,7 @@ fn a_flooding_logger_drops_only_its_own_records() {
     let want: Vec<String> = (0..CALM).map(|k| format!("c {k}")).collect();
     let seen = wait_for_all_messages(&agent, "KeeperLogger", &want);
     assert!(want.iter().all(|w| seen.contains(w)));
-    assert_eq!(connections_of(&agent, calm.client_id()), 1);
+    assert_eq!(connections_of(&agent, calm.client_id(), 1), 1);
     flood.shutdown(LONG).unwrap();
     calm.shutdown(LONG).unwrap();
 }
@@ -173,8 +181,8 @@ fn loggers_with_other_client_ids_get_their_own_connections() {
     b.info("Own", "b").unwrap();
     a.flush(LONG).unwrap();
     b.flush(LONG).unwrap();
-    assert_eq!(connections_of(&agent, a.client_id()), 1);
-    assert_eq!(connections_of(&agent, b.client_id()), 1);
+    assert_eq!(connections_of(&agent, a.client_id(), 1), 1);
+    assert_eq!(connections_of(&agent, b.client_id(), 1), 1);
     a.shutdown(Duration::from_secs(5)).unwrap();
     b.shutdown(Duration::from_secs(5)).unwrap();
 }

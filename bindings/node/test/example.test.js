@@ -69,6 +69,9 @@ test('the installed example tool delivers its records and events', async () => {
     const events = agent.messages(`Jobs/${job.id}/events`).map((e) => e.payload);
     assert.deepEqual(events[0], { phase: 'scan', status: 'started' });
     assert.equal(events.at(-1).status, 'done');
+    // Client lines come from the broker's log, which may trail the messages.
+    const mine = (e) => e.event === 'client' && /^secret-scanner-node_secret-scanner_\d+$/.test(e.client_id);
+    await agent.waitFor(mine).catch(() => {});
     const clients = agent.events.filter((e) => e.event === 'client').map((e) => e.client_id);
     assert.ok(
       clients.some((id) => /^secret-scanner-node_secret-scanner_\d+$/.test(id)),

@@ -96,6 +96,18 @@ class DevAgent:
         with self._cv:
             return list(self._clients)
 
+    def clients_once(self, done: Callable[[list[str]], bool], timeout: float = 20.0) -> list[str]:
+        """The client ids the broker saw connect, once `done(ids)` holds (or at the timeout).
+        They come from the broker's log, which may trail the messages the capture received."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                got = list(self._clients)
+                left = deadline - time.monotonic()
+                if done(got) or left <= 0:
+                    return got
+                self._cv.wait(min(left, 0.5))
+
     def connections_of(self, client_id: str, at_least: int = 1, timeout: float = 20.0) -> int:
         """How many times the broker saw `client_id` connect, after waiting until it saw it at
         least `at_least` times and a moment more (the connection lines come from the broker's

@@ -45,4 +45,6 @@ def test_example_job_delivers(make_agent) -> None:
     events = [m["payload"] for m in agent.wait_for(2, f"Jobs/{JOB['id']}/events")]
     assert events[0] == {"phase": "scan", "status": "started"}
     assert events[-1]["status"] == "done" and events[-1]["issues"] == len(findings)
-    assert any(c.startswith(f"{JOB['id']}_secret-scanner_") for c in agent.clients())
+    prefix = f"{JOB['id']}_secret-scanner_"
+    clients = agent.clients_once(lambda ids: any(c.startswith(prefix) for c in ids))
+    assert any(c.startswith(prefix) for c in clients), clients

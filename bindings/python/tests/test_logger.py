@@ -34,7 +34,8 @@ def test_level_methods_and_fields(agent: DevAgent) -> None:
     assert meta[1]["CorrelationId"] == "corr-1" and meta[1]["Context"] == "ctx=1"
     assert meta[6]["Category"] == "General"
     assert all(m["Source"] == "PyTool" for m in meta)
-    assert any(c.startswith(f"{JOB_ID}_") for c in agent.clients())
+    clients = agent.clients_once(lambda ids: any(c.startswith(f"{JOB_ID}_") for c in ids))
+    assert any(c.startswith(f"{JOB_ID}_") for c in clients), clients
 
 
 def test_events_and_stats(agent: DevAgent) -> None:
@@ -133,7 +134,7 @@ def test_from_job_reads_argv_and_environment(agent: DevAgent) -> None:
     assert proc.returncode == 0, proc.stderr
     client_id = proc.stdout.strip()
     assert client_id.startswith(f"{JOB_ID}_python_")
-    assert client_id in agent.clients()
+    assert client_id in agent.clients_once(lambda ids: client_id in ids)
     assert [m["Message"] for m in agent.metadata(1)] == ["from_job works"]
 
 

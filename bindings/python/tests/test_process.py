@@ -79,7 +79,7 @@ def test_fork_child_gets_its_own_logger(agent: DevAgent) -> None:
     assert "parent before fork" in msgs and "parent after fork" in msgs
     for mode in ("flush", "exit"):
         assert sorted(int(m.split()[1]) for m in msgs if m.startswith(f"child-{mode} ")) == list(range(100))
-    clients = agent.clients()
+    clients = agent.clients_once(lambda ids: all(c in ids for c in child_ids + [parent_id]))
     assert parent_id in clients and all(c in clients for c in child_ids)
 
 
