@@ -30,28 +30,7 @@
 #include "devagent.h"
 #include "json.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                      \
-    do {                                                                                      \
-        if (cond) {                                                                           \
-            passed++;                                                                         \
-        } else {                                                                              \
-            failed++;                                                                         \
-            printf("not ok - %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            printf(__VA_ARGS__);                                                              \
-            printf(" (last error: %s)\n", kepmlog_last_error());                             \
-        }                                                                                     \
-    } while (0)
-
-#define CHECK_STATUS(call, want)                                                              \
-    do {                                                                                      \
-        kepmlog_status got_ = (call);                                                         \
-        CHECK(got_ == (want), "%s returned %s, want %s", #call, kepmlog_status_name(got_),    \
-              kepmlog_status_name(want));                                                     \
-    } while (0)
-
-#define SECTION(name) printf("# %s\n", name)
+#include "check.h"
 #define MAX_LOGGERS 8
 #define LONG_MS 30000
 
