@@ -109,10 +109,9 @@ pub(crate) fn meta_ref<'a>(
 impl MetaRef<'_> {
     /// The record as one stderr line (see `text.rs`), newline included.
     pub(crate) fn text_line(&self, at: std::time::SystemTime) -> String {
-        let level = Level::from_wire(i64::from(self.log_level)).map_or("?", Level::name);
         crate::text::record_line(
             at,
-            level,
+            self.log_level,
             &self.source,
             &self.category,
             &self.message,

@@ -36,16 +36,17 @@ pub(crate) fn rfc3339_utc(t: SystemTime) -> String {
     )
 }
 
-/// One record as a line, newline included.
+/// One record as a line, newline included. `log_level` is the wire value (`MetaData.LogLevel`).
 pub(crate) fn record_line(
     at: SystemTime,
-    level: &str,
+    log_level: u8,
     source: &str,
     category: &str,
     message: &str,
     correlation_id: &str,
     context: &str,
 ) -> String {
+    let level = Level::from_wire(i64::from(log_level)).map_or("?", Level::name);
     let mut line = format!(
         "{} {level:<8} {source} [{category}] {message}",
         rfc3339_utc(at)
@@ -80,18 +81,15 @@ pub(crate) fn payload_line(at: SystemTime, kind: Kind, source: &str, payload: &[
         return event_line(at, source, &text);
     }
     match serde_json::from_slice::<Wire>(payload) {
-        Ok(Wire { meta: m }) => {
-            let level = Level::from_wire(i64::from(m.log_level)).map_or("?", Level::name);
-            record_line(
-                at,
-                level,
-                &m.source,
-                &m.category,
-                &m.message,
-                &m.correlation_id,
-                &m.context,
-            )
-        }
+        Ok(Wire { meta: m }) => record_line(
+            at,
+            m.log_level,
+            &m.source,
+            &m.category,
+            &m.message,
+            &m.correlation_id,
+            &m.context,
+        ),
         // Payloads are built by record.rs and always parse; should one not, show it raw.
         Err(_) => format!(
             "{} ?        {source} {}\n",
@@ -143,11 +141,11 @@ mod tests {
     fn lines_read_like_the_operator_view() {
         let t = UNIX_EPOCH + Duration::from_millis(1_796_174_625_678);
         assert_eq!(
-            record_line(t, "Info", "SecretScanner", "SecretsScan", "done", "", ""),
+            record_line(t, 1, "SecretScanner", "SecretsScan", "done", "", ""),
             "2026-12-02T01:23:45.678Z Info     SecretScanner [SecretsScan] done\n"
         );
         assert_eq!(
-            record_line(t, "Critical", "T", "C", "boom", "c-1", "ctx"),
+            record_line(t, 4, "T", "C", "boom", "c-1", "ctx"),
             "2026-12-02T01:23:45.678Z Critical T [C] boom (CorrelationId=c-1, Context=ctx)\n"
         );
         assert_eq!(
