@@ -70,6 +70,13 @@
 #define KEPMLOG_VERSION_PATCH 0
 
 /**
+ * The timeout every binding uses when it shuts a logger down by itself (at exit, on close):
+ * pass it to `kepmlog_shutdown` when in doubt.
+ * (A literal so that cbindgen can write it; a test checks it against the core's.)
+ */
+#define KEPMLOG_DEFAULT_CLOSE_TIMEOUT_MS 5000
+
+/**
  * Outcome of every call. `KEPMLOG_OK` is 0; on anything else `kepmlog_last_error()` returns
  * a text that says what to change. New values may be added: treat unknown ones as errors.
  */
@@ -139,6 +146,11 @@ typedef enum kepmlog_status {
    * The operating system refused something the library needs (e.g. a thread).
    */
   KEPMLOG_ERR_INTERNAL = 15,
+  /**
+   * Records failed for good since the last flush for another reason than the deadline
+   * (larger than the broker's Maximum Packet Size); they are not retried.
+   */
+  KEPMLOG_ERR_UNDELIVERABLE = 16,
 } kepmlog_status;
 
 /**
@@ -550,9 +562,10 @@ enum kepmlog_status kepmlog_event(const struct kepmlog_logger *logger,
 
 /**
  * Waits until every record accepted before the call is acknowledged by the broker, or
- * `timeout_ms`. `KEPMLOG_ERR_TIMEOUT`: some are still pending (they stay queued);
- * `KEPMLOG_ERR_DENIED`: the broker refused publishes since the last flush. `undelivered`
- * (may be NULL) receives the number not yet acknowledged (0 on success).
+ * `timeout_ms`. `undelivered` (may be NULL) receives the number not yet acknowledged (they
+ * stay queued; 0 on success). The status, in this order: `KEPMLOG_ERR_DENIED` (the broker
+ * refused publishes since the last flush), `KEPMLOG_ERR_UNDELIVERABLE` (records given up
+ * since then), `KEPMLOG_ERR_TIMEOUT` (some still pending), else `KEPMLOG_OK`.
  *
  * # Safety
  * `logger` is NULL or a live logger; `undelivered` is NULL or writable.
@@ -567,7 +580,8 @@ enum kepmlog_status kepmlog_flush(const struct kepmlog_logger *logger,
  * Flushes until `timeout_ms`, disconnects and stops the worker. Idempotent (later calls
  * return `KEPMLOG_OK`); logging afterwards returns `KEPMLOG_ERR_SHUT_DOWN`. Records still
  * undelivered at the deadline are given up (counted as failed): `undelivered` (may be NULL)
- * receives their number. Call it before exiting so the agent sees every record.
+ * receives their number. Statuses as `kepmlog_flush`. Call it before exiting so the agent
+ * sees every record.
  *
  * # Safety
  * `logger` is NULL or a live logger; `undelivered` is NULL or writable.

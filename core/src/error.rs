@@ -34,27 +34,102 @@ pub enum Error {
     },
     /// The broker refused publishes (PUBACK reason code >= 0x80) since the last flush.
     Denied { count: u64, topics: Vec<String> },
+    /// Records failed for good since the last flush for a reason other than a deadline (a
+    /// record larger than the broker's Maximum Packet Size); they are not retried.
+    Undeliverable {
+        count: u64,
+        last_error: Option<String>,
+    },
     /// The operating system refused something kepmlog needs (e.g. starting its worker thread).
     Internal(String),
 }
 
-impl Error {
-    /// A stable, short name of the variant, for bindings that map errors onto their own types.
-    pub fn kind(&self) -> &'static str {
+/// The kind of an [`Error`]: what the bindings map onto their own error types and status
+/// codes. Matching on it (rather than on a string) makes a new kind a compile error in every
+/// binding that has not mapped it yet.
+/// Not `non_exhaustive` on purpose: the bindings match it exhaustively.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    MissingJobId,
+    InvalidJobId,
+    InvalidToken,
+    InvalidOption,
+    EmptyMessage,
+    InvalidLevel,
+    InvalidEvent,
+    QueueFull,
+    ShutDown,
+    Forked,
+    Timeout,
+    Denied,
+    Undeliverable,
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order (for tables and tests in the bindings).
+    pub const ALL: [ErrorKind; 14] = [
+        ErrorKind::MissingJobId,
+        ErrorKind::InvalidJobId,
+        ErrorKind::InvalidToken,
+        ErrorKind::InvalidOption,
+        ErrorKind::EmptyMessage,
+        ErrorKind::InvalidLevel,
+        ErrorKind::InvalidEvent,
+        ErrorKind::QueueFull,
+        ErrorKind::ShutDown,
+        ErrorKind::Forked,
+        ErrorKind::Timeout,
+        ErrorKind::Denied,
+        ErrorKind::Undeliverable,
+        ErrorKind::Internal,
+    ];
+
+    /// The stable snake_case name: Node's `err.code`, Python's `err.kind`, Go's `Kind`.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Error::MissingJobId => "missing_job_id",
-            Error::InvalidJobId { .. } => "invalid_job_id",
-            Error::InvalidToken { .. } => "invalid_token",
-            Error::InvalidOption { .. } => "invalid_option",
-            Error::EmptyMessage => "empty_message",
-            Error::InvalidLevel(_) => "invalid_level",
-            Error::InvalidEvent(_) => "invalid_event",
-            Error::QueueFull { .. } => "queue_full",
-            Error::ShutDown => "shut_down",
-            Error::Forked { .. } => "forked",
-            Error::Timeout { .. } => "timeout",
-            Error::Denied { .. } => "denied",
-            Error::Internal(_) => "internal",
+            ErrorKind::MissingJobId => "missing_job_id",
+            ErrorKind::InvalidJobId => "invalid_job_id",
+            ErrorKind::InvalidToken => "invalid_token",
+            ErrorKind::InvalidOption => "invalid_option",
+            ErrorKind::EmptyMessage => "empty_message",
+            ErrorKind::InvalidLevel => "invalid_level",
+            ErrorKind::InvalidEvent => "invalid_event",
+            ErrorKind::QueueFull => "queue_full",
+            ErrorKind::ShutDown => "shut_down",
+            ErrorKind::Forked => "forked",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Denied => "denied",
+            ErrorKind::Undeliverable => "undeliverable",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    /// The kind of the variant, for bindings that map errors onto their own types.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::MissingJobId => ErrorKind::MissingJobId,
+            Error::InvalidJobId { .. } => ErrorKind::InvalidJobId,
+            Error::InvalidToken { .. } => ErrorKind::InvalidToken,
+            Error::InvalidOption { .. } => ErrorKind::InvalidOption,
+            Error::EmptyMessage => ErrorKind::EmptyMessage,
+            Error::InvalidLevel(_) => ErrorKind::InvalidLevel,
+            Error::InvalidEvent(_) => ErrorKind::InvalidEvent,
+            Error::QueueFull { .. } => ErrorKind::QueueFull,
+            Error::ShutDown => ErrorKind::ShutDown,
+            Error::Forked { .. } => ErrorKind::Forked,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Denied { .. } => ErrorKind::Denied,
+            Error::Undeliverable { .. } => ErrorKind::Undeliverable,
+            Error::Internal(_) => ErrorKind::Internal,
         }
     }
 }
@@ -119,6 +194,16 @@ impl fmt::Display for Error {
                 quote_list(topics),
                 quote_list(topics)
             ),
+            Error::Undeliverable { count, last_error } => {
+                write!(
+                    f,
+                    "{count} record(s) could not be delivered and were given up"
+                )?;
+                if let Some(e) = last_error {
+                    write!(f, " ({e})")?;
+                }
+                f.write_str(": log shorter messages and contexts")
+            }
             Error::Internal(why) => write!(f, "kepmlog internal error: {why}"),
         }
     }

@@ -98,6 +98,35 @@ pub fn path_token(path: &Path) -> Option<String> {
     Some(safe_token(&stem))
 }
 
+/// The token of a tool run by an interpreter (Python, Node, a shell): its script's name, not
+/// the interpreter's, so `python3 /opt/jobs/bin/scan/scan.py` is `scan` as a compiled `scan`
+/// would be. `interpreter` is the token when there is no script file (`-c`, `-m`, `-`, a REPL);
+/// a script named `__main__` (`python -m package`) is named after its directory.
+pub fn script_token(script: Option<&str>, interpreter: &str) -> String {
+    let script = script.map(str::trim).unwrap_or("");
+    if matches!(
+        script,
+        "" | "-" | "-c" | "-m" | "-e" | "-p" | "[eval]" | "[stdin]"
+    ) {
+        return safe_token(interpreter);
+    }
+    let path = Path::new(script);
+    match path_token(path) {
+        Some(stem) if stem == "main" && is_main_module(path) => path
+            .parent()
+            .and_then(|dir| dir.file_name())
+            .map(|dir| safe_token(&dir.to_string_lossy()))
+            .unwrap_or_else(|| safe_token(interpreter)),
+        Some(stem) => stem,
+        None => safe_token(interpreter),
+    }
+}
+
+/// `__main__.py` (safe_token turns `__main__` into `main`, so ask the path itself).
+fn is_main_module(path: &Path) -> bool {
+    path.file_stem().is_some_and(|s| s == "__main__")
+}
+
 /// `{jobId}_{token}_{pid}`.
 pub fn client_id(job_id: &str, token: &str, pid: u32) -> String {
     format!("{job_id}_{token}_{pid}")
@@ -134,7 +163,7 @@ mod tests {
     fn job_ids() {
         assert!(validate_job_id("secrets-scanner").is_ok());
         let e = validate_job_id("secrets_scanner").unwrap_err();
-        assert_eq!(e.kind(), "invalid_job_id");
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidJobId);
         assert!(e.to_string().contains("hyphens"), "{e}");
         assert_eq!(validate_job_id(""), Err(Error::MissingJobId));
         assert!(validate_job_id("a b").is_err());
@@ -211,5 +240,31 @@ mod tests {
             api_base_from_args(&args(&["tool", "--keeper-api-baseX=1"])),
             DEFAULT_API_BASE
         );
+    }
+
+    #[test]
+    fn script_tokens() {
+        assert_eq!(
+            script_token(Some("/opt/kepm/Jobs/bin/scan/scan.py"), "python"),
+            "scan"
+        );
+        assert_eq!(script_token(Some("./build.sh"), "bash"), "build");
+        assert_eq!(script_token(Some("C:/jobs/clean.ps1"), "pwsh"), "clean");
+        assert_eq!(
+            script_token(Some("/src/tool/__main__.py"), "python"),
+            "tool"
+        );
+        assert_eq!(script_token(Some("__main__.py"), "python"), "python");
+        assert_eq!(script_token(Some("my tool.js"), "node"), "my-tool");
+        for none in [
+            None,
+            Some(""),
+            Some("-"),
+            Some("-c"),
+            Some("-m"),
+            Some("[eval]"),
+        ] {
+            assert_eq!(script_token(none, "python3.11"), "python3-11");
+        }
     }
 }

@@ -21,6 +21,7 @@ mod ledger;
 mod level;
 mod logger;
 mod options;
+mod outcome;
 mod queue;
 pub mod record;
 mod session;
@@ -31,13 +32,15 @@ mod worker;
 
 #[cfg(feature = "log")]
 pub use bridge::LogBridge;
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use level::Level;
 pub use logger::{Logger, Stats, MAX_EVENT_BYTES};
 pub use options::{
-    Fallback, Options, Overflow, DEFAULT_API_BASE, DEFAULT_QUEUE_CAPACITY, ENV_FALLBACK,
+    check_broker, check_event_topic, check_queue_capacity, parse_broker, Fallback, Options,
+    Overflow, DEFAULT_API_BASE, DEFAULT_CLOSE_TIMEOUT, DEFAULT_QUEUE_CAPACITY, ENV_FALLBACK,
     FALLBACK_BROKER_HOST, FALLBACK_BROKER_PORT,
 };
+pub use outcome::Outcome;
 pub use record::{build_metadata, encode, MetaData};
 pub use settings::SETTINGS_PATH;
 pub use tls::is_loopback_host;

@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use crate::hub::{self, Conn, Key};
 use crate::identity::{self, ENV_JOB_ID};
-use crate::options::{Fallback, Options, Overflow};
+use crate::options::{self, Fallback, Options, Overflow};
 use crate::queue::{Item, Kind, MemberSpec, Shared, Signal};
 use crate::record::{encode_ref, meta_ref};
 use crate::worker::WorkerConfig;
-use crate::{settings, text, tls, Error, Level};
+use crate::{settings, text, tls, Error, Level, Outcome};
 
 /// Largest event payload, in bytes of compact JSON.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -62,7 +62,8 @@ pub struct Logger {
     event_topic: String,
     closed: AtomicBool,
     drop_timeout: Duration,
-    denied_seen_by_flush: AtomicU64,
+    /// `denied` and `failed` (less those given up at close) as the last outcome saw them.
+    seen_by_outcome: Mutex<(u64, u64)>,
 }
 
 /// The way to the broker of a logger that has a job id.
@@ -109,20 +110,10 @@ impl Logger {
             Some(s) if !s.trim().is_empty() => s.clone(),
             _ => token.clone(),
         };
-        if options.queue_capacity == 0 {
-            return Err(Error::InvalidOption {
-                option: "queue_capacity",
-                reason: "must be at least 1".to_string(),
-            });
-        }
+        options::check_queue_capacity(options.queue_capacity)?;
         let event_topic = match &options.event_topic {
             Some(t) => {
-                if t.is_empty() || t.contains(['+', '#', '\0']) {
-                    return Err(Error::InvalidOption {
-                        option: "event_topic",
-                        reason: format!("{t:?} is not a topic name (empty or has +, # or NUL)"),
-                    });
-                }
+                options::check_event_topic(t)?;
                 t.clone()
             }
             None => format!("Jobs/{job_id}/events"),
@@ -148,12 +139,7 @@ impl Logger {
             .unwrap_or_else(|| identity::api_base_from_args(&args));
         match &options.broker {
             Some((host, port)) => {
-                if host.trim().is_empty() || *port == 0 {
-                    return Err(Error::InvalidOption {
-                        option: "broker",
-                        reason: format!("{host:?}:{port} is not a host and port"),
-                    });
-                }
+                options::check_broker(host, *port)?;
                 if ca.is_none() && !tls::is_loopback_host(host) {
                     return Err(Error::InvalidOption {
                         option: "broker",
@@ -219,7 +205,7 @@ impl Logger {
             event_topic,
             closed: AtomicBool::new(false),
             drop_timeout: options.drop_timeout,
-            denied_seen_by_flush: AtomicU64::new(0),
+            seen_by_outcome: Mutex::new((0, 0)),
         })
     }
 
@@ -246,7 +232,7 @@ impl Logger {
             event_topic,
             closed: AtomicBool::new(false),
             drop_timeout: options.drop_timeout,
-            denied_seen_by_flush: AtomicU64::new(0),
+            seen_by_outcome: Mutex::new((0, 0)),
         }
     }
 
@@ -417,45 +403,77 @@ impl Logger {
 
     /// Waits until every record accepted before the call is acknowledged, or the timeout.
     ///
-    /// `Err(Timeout)` carries the number still unacknowledged; `Err(Denied)` reports publishes
-    /// the broker refused since the previous flush (they will not be retried).
+    /// `Err(Timeout)` carries the number still unacknowledged (they stay queued);
+    /// `Err(Denied)` and `Err(Undeliverable)` report records refused or given up since the
+    /// previous flush. [`Logger::flush_outcome`] gives all of it at once.
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        self.check_usable()?;
-        self.flush_until(Instant::now() + timeout)
+        self.flush_outcome(timeout)?.into_result()
     }
 
-    fn flush_until(&self, deadline: Instant) -> Result<(), Error> {
+    /// [`Logger::flush`], answering with every count rather than the first error. `Err` only
+    /// for a logger that cannot be used (shut down, or created in the parent of this fork).
+    pub fn flush_outcome(&self, timeout: Duration) -> Result<Outcome, Error> {
+        self.check_usable()?;
+        Ok(self.flush_until(Instant::now() + timeout))
+    }
+
+    fn flush_until(&self, deadline: Instant) -> Outcome {
         let Some(sink) = &self.broker else {
-            return Ok(()); // every line is written by the time log() returns
+            return Outcome::default(); // every line is written by the time log() returns
         };
         let target = self.shared.reserved.load(Ordering::SeqCst);
         sink.signal.wake.notify_one();
         let undelivered = self.shared.wait_settled(target, deadline);
+        let mut outcome = self.since_last_outcome(0);
+        outcome.undelivered = undelivered;
+        outcome
+    }
+
+    /// Denials and give-ups since the previous flush or shutdown (`at_close`: records given
+    /// up at the shutdown deadline, which are counted in `failed` but are `undelivered`).
+    fn since_last_outcome(&self, at_close: u64) -> Outcome {
         let denied = self.shared.denied.load(Ordering::SeqCst);
-        let seen = self.denied_seen_by_flush.swap(denied, Ordering::SeqCst);
-        if denied > seen {
-            return Err(Error::Denied {
-                count: denied - seen,
-                topics: self.shared.info().denied_topics.clone(),
-            });
+        let failed = self
+            .shared
+            .failed
+            .load(Ordering::SeqCst)
+            .saturating_sub(at_close);
+        let mut seen = self
+            .seen_by_outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let outcome = Outcome {
+            undelivered: 0,
+            denied: denied.saturating_sub(seen.0),
+            denied_topics: Vec::new(),
+            undeliverable: failed.saturating_sub(seen.1),
+            last_error: self.shared.info().last_error.clone(),
+        };
+        *seen = (denied.max(seen.0), failed.max(seen.1));
+        drop(seen);
+        if outcome.denied > 0 {
+            return Outcome {
+                denied_topics: self.shared.info().denied_topics.clone(),
+                ..outcome
+            };
         }
-        if undelivered > 0 {
-            return Err(Error::Timeout {
-                undelivered,
-                last_error: self.shared.info().last_error.clone(),
-            });
-        }
-        Ok(())
+        outcome
     }
 
     /// Flushes until the deadline, disconnects and stops the worker. Idempotent: later calls
     /// return `Ok(())`; logging afterwards returns [`Error::ShutDown`]. Records still
     /// undelivered at the deadline are counted as failed and written to stderr as text lines
-    /// (unless `undelivered_to_stderr` is off).
+    /// (unless `undelivered_to_stderr` is off). Errors as [`Logger::flush`].
     pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
+        self.shutdown_outcome(timeout)?.into_result()
+    }
+
+    /// [`Logger::shutdown`], answering with every count rather than the first error; a
+    /// second call answers with an empty outcome. `Err` only in a forked child.
+    pub fn shutdown_outcome(&self, timeout: Duration) -> Result<Outcome, Error> {
         let Some(sink) = &self.broker else {
             self.closed.store(true, Ordering::SeqCst);
-            return Ok(());
+            return Ok(Outcome::default());
         };
         let pid = std::process::id();
         if pid != self.pid {
@@ -466,13 +484,13 @@ impl Logger {
             });
         }
         if self.closed.swap(true, Ordering::SeqCst) {
-            return Ok(());
+            return Ok(Outcome::default());
         }
         let deadline = Instant::now() + timeout;
-        let result = self.flush_until(deadline);
+        let flushed = self.flush_until(deadline);
         let conn = sink.conn.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(conn) = conn else {
-            return result;
+            return Ok(flushed);
         };
         // The worker serves what is left of this logger until the deadline (a record logged
         // by another thread while shutdown began may still be on its way), counts the rest as
@@ -487,12 +505,18 @@ impl Logger {
         } else {
             self.stats().pending
         };
-        let result = match result {
-            Ok(()) if left > 0 => Err(Error::Timeout {
-                undelivered: left,
-                last_error: self.shared.info().last_error.clone(),
-            }),
-            other => other,
+        // What was refused or given up while the worker finished this logger's records.
+        let late = self.since_last_outcome(if released { left } else { 0 });
+        let outcome = Outcome {
+            undelivered: left,
+            denied: flushed.denied + late.denied,
+            denied_topics: if late.denied > 0 {
+                late.denied_topics
+            } else {
+                flushed.denied_topics
+            },
+            undeliverable: flushed.undeliverable + late.undeliverable,
+            last_error: late.last_error,
         };
         // The last logger on the connection ends the worker (dropping the connection closes
         // its control channel) and joins it, unless it is stuck in a network call past the
@@ -507,7 +531,7 @@ impl Logger {
                 let _ = thread.join();
             }
         }
-        result
+        Ok(outcome)
     }
 
     pub fn stats(&self) -> Stats {

@@ -10,6 +10,75 @@ pub const DEFAULT_API_BASE: &str = "https://127.0.0.1:6889";
 pub const FALLBACK_BROKER_HOST: &str = "127.0.0.1";
 pub const FALLBACK_BROKER_PORT: u16 = 8675;
 
+/// How long a binding waits for delivery when the process exits or a logger is closed
+/// without a timeout (Python's atexit, Node's exit hook, Go's `Close`, the CLI's
+/// `--timeout`): long enough for a reconnect, short of the agent's usual task timeouts.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `HOST:PORT`, with an IPv6 host in brackets (`[::1]:8675`): the broker option of every
+/// binding and of the CLI.
+pub fn parse_broker(text: &str) -> Result<(String, u16), crate::Error> {
+    let bad = |why: &str| crate::Error::InvalidOption {
+        option: "broker",
+        reason: format!("{text:?} {why}; write HOST:PORT, e.g. 127.0.0.1:8675 or [::1]:8675"),
+    };
+    let (host, port) = text
+        .trim()
+        .rsplit_once(':')
+        .ok_or_else(|| bad("has no port"))?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner
+            .strip_suffix(']')
+            .ok_or_else(|| bad("has an unclosed '['"))?,
+        None if host.contains(':') => return Err(bad("needs brackets around an IPv6 host")),
+        None => host,
+    };
+    let port: u16 = match port.parse() {
+        Ok(p) if port.bytes().all(|b| b.is_ascii_digit()) => p,
+        _ => return Err(bad("has a port that is not a number from 1 to 65535")),
+    };
+    check_broker(host, port)?;
+    Ok((host.to_string(), port))
+}
+
+/// A broker host and port kepmlog can connect to (loopback or not is checked later, with the
+/// CA bundle in hand).
+pub fn check_broker(host: &str, port: u16) -> Result<(), crate::Error> {
+    if host.trim().is_empty() || port == 0 {
+        return Err(crate::Error::InvalidOption {
+            option: "broker",
+            reason: format!(
+                "{host:?}:{port} is not a host and port; pass e.g. host 127.0.0.1, port 8675"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A queue capacity: at least one record.
+pub fn check_queue_capacity(capacity: usize) -> Result<(), crate::Error> {
+    if capacity == 0 {
+        return Err(crate::Error::InvalidOption {
+            option: "queue_capacity",
+            reason: format!("must be at least 1 (default {DEFAULT_QUEUE_CAPACITY})"),
+        });
+    }
+    Ok(())
+}
+
+/// A topic name kepmlog may publish events to: not empty, no wildcards, no NUL.
+pub fn check_event_topic(topic: &str) -> Result<(), crate::Error> {
+    if topic.is_empty() || topic.contains(['+', '#', '\0']) {
+        return Err(crate::Error::InvalidOption {
+            option: "event_topic",
+            reason: format!(
+                "{topic:?} is not a topic name (empty or has +, # or NUL); pass e.g. \"Jobs/my-job/events\""
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// What `log` does when the queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Overflow {
@@ -33,6 +102,20 @@ pub enum Fallback {
     /// The logger is created without a broker session: one `kepmlog:` warning, then every
     /// record is one text line on stderr, which the agent captures as the task's output.
     Stderr,
+}
+
+impl Overflow {
+    /// `"drop"` or `"block"` (case-insensitive); `block` waits up to `block_timeout`.
+    pub fn parse(name: &str, block_timeout: Duration) -> Result<Overflow, crate::Error> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "drop" => Ok(Overflow::Drop),
+            "block" => Ok(Overflow::Block(block_timeout)),
+            _ => Err(crate::Error::InvalidOption {
+                option: "overflow",
+                reason: format!("{name:?} is not one of \"drop\", \"block\""),
+            }),
+        }
+    }
 }
 
 impl Fallback {
@@ -240,5 +323,47 @@ mod tests {
             Fallback::resolve(Some(Fallback::Stderr)),
             Ok(Fallback::Stderr)
         );
+    }
+
+    #[test]
+    fn brokers_parse_and_bad_ones_name_the_form() {
+        assert_eq!(
+            parse_broker("127.0.0.1:8675"),
+            Ok(("127.0.0.1".into(), 8675))
+        );
+        assert_eq!(parse_broker(" localhost:1 "), Ok(("localhost".into(), 1)));
+        assert_eq!(parse_broker("[::1]:8675"), Ok(("::1".into(), 8675)));
+        for bad in [
+            "",
+            "127.0.0.1",
+            "127.0.0.1:",
+            ":8675",
+            "h:0",
+            "h:65536",
+            "h:+1",
+            "h:x",
+            "::1:8675",
+            "[::1:8675",
+        ] {
+            let e = parse_broker(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("HOST:PORT") || e.contains("host and port"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(check_queue_capacity(0).is_err());
+        assert!(check_queue_capacity(1).is_ok());
+        for bad in ["", "a/+", "a/#", "a\0b"] {
+            assert!(check_event_topic(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_event_topic("Jobs/x/events").is_ok());
+        assert_eq!(
+            Overflow::parse("Block", Duration::from_millis(7)),
+            Ok(Overflow::Block(Duration::from_millis(7)))
+        );
+        assert!(Overflow::parse("wait", Duration::ZERO)
+            .unwrap_err()
+            .to_string()
+            .contains("\"drop\", \"block\""));
     }
 }

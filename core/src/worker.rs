@@ -613,8 +613,7 @@ impl Worker {
         let exp = QUICK_RETRY.saturating_mul(1u32 << self.failures.min(6));
         let base = exp.min(MAX_BACKOFF);
         // +-25% jitter so that many tools restarted together do not reconnect in lockstep.
-        let r = (uuid::Uuid::new_v4().as_u128() % 1000) as u32; // 0..999
-        base.mul_f64(0.75 + f64::from(r) / 2000.0)
+        base.mul_f64(0.75 + fastrand::f64() / 2.0)
     }
 
     fn settle(&mut self, t: Tracked, code: u8) {

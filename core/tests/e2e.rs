@@ -502,15 +502,15 @@ fn dropping_a_logger_delivers_what_it_accepted() {
 fn bad_input_gets_errors_that_name_the_fix() {
     let agent = agent();
     let err = Logger::new(opts(&agent, "secrets_scanner")).unwrap_err();
-    assert_eq!(err.kind(), "invalid_job_id");
+    assert_eq!(err.kind().as_str(), "invalid_job_id");
     assert!(err.to_string().contains("hyphens"), "{err}");
     let err = Logger::new(opts(&agent, "")).unwrap_err();
     assert_eq!(err, Error::MissingJobId);
     assert!(err.to_string().contains("mqttTopics"), "{err}");
     let err = Logger::new(opts(&agent, "ok-job").token("bad token")).unwrap_err();
-    assert_eq!(err.kind(), "invalid_token");
+    assert_eq!(err.kind().as_str(), "invalid_token");
     let err = Logger::new(opts(&agent, "ok-job").queue_capacity(0)).unwrap_err();
-    assert_eq!(err.kind(), "invalid_option");
+    assert_eq!(err.kind().as_str(), "invalid_option");
     let err = Logger::new(opts(&agent, "ok-job").api_base("http://127.0.0.1:1")).unwrap_err();
     assert!(err.to_string().contains("https://"), "{err}");
     let err = Logger::new(opts(&agent, "ok-job").broker("broker.example.com", 8883)).unwrap_err();

@@ -14,7 +14,7 @@ use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, OnceLock};
 
-use kepmlog_core::{Error, Level, Logger, Options};
+use kepmlog_core::{Error, ErrorKind, Level, Logger, Options};
 
 /// Major version of the library this header belongs to. Compare with `kepmlog_version()`.
 pub const KEPMLOG_VERSION_MAJOR: u32 = 0;
@@ -22,6 +22,11 @@ pub const KEPMLOG_VERSION_MAJOR: u32 = 0;
 pub const KEPMLOG_VERSION_MINOR: u32 = 1;
 /// Patch version.
 pub const KEPMLOG_VERSION_PATCH: u32 = 0;
+
+/// The timeout every binding uses when it shuts a logger down by itself (at exit, on close):
+/// pass it to `kepmlog_shutdown` when in doubt.
+/// (A literal so that cbindgen can write it; a test checks it against the core's.)
+pub const KEPMLOG_DEFAULT_CLOSE_TIMEOUT_MS: u64 = 5000;
 
 /// Outcome of every call. `KEPMLOG_OK` is 0; on anything else `kepmlog_last_error()` returns
 /// a text that says what to change. New values may be added: treat unknown ones as errors.
@@ -61,6 +66,75 @@ pub enum kepmlog_status {
     KEPMLOG_ERR_PANIC = 14,
     /// The operating system refused something the library needs (e.g. a thread).
     KEPMLOG_ERR_INTERNAL = 15,
+    /// Records failed for good since the last flush for another reason than the deadline
+    /// (larger than the broker's Maximum Packet Size); they are not retried.
+    KEPMLOG_ERR_UNDELIVERABLE = 16,
+}
+
+impl kepmlog_status {
+    /// Every status, in number order (`kepmlog_status_name` and its test walk it).
+    const ALL: [kepmlog_status; 17] = [
+        KEPMLOG_OK,
+        KEPMLOG_ERR_NULL_ARGUMENT,
+        KEPMLOG_ERR_INVALID_UTF8,
+        KEPMLOG_ERR_INVALID_ARGUMENT,
+        KEPMLOG_ERR_MISSING_JOB_ID,
+        KEPMLOG_ERR_INVALID_JOB_ID,
+        KEPMLOG_ERR_EMPTY_MESSAGE,
+        KEPMLOG_ERR_INVALID_LEVEL,
+        KEPMLOG_ERR_INVALID_EVENT,
+        KEPMLOG_ERR_QUEUE_FULL,
+        KEPMLOG_ERR_SHUT_DOWN,
+        KEPMLOG_ERR_FORKED,
+        KEPMLOG_ERR_TIMEOUT,
+        KEPMLOG_ERR_DENIED,
+        KEPMLOG_ERR_PANIC,
+        KEPMLOG_ERR_INTERNAL,
+        KEPMLOG_ERR_UNDELIVERABLE,
+    ];
+
+    fn name(self) -> &'static CStr {
+        match self {
+            KEPMLOG_OK => c"KEPMLOG_OK",
+            KEPMLOG_ERR_NULL_ARGUMENT => c"KEPMLOG_ERR_NULL_ARGUMENT",
+            KEPMLOG_ERR_INVALID_UTF8 => c"KEPMLOG_ERR_INVALID_UTF8",
+            KEPMLOG_ERR_INVALID_ARGUMENT => c"KEPMLOG_ERR_INVALID_ARGUMENT",
+            KEPMLOG_ERR_MISSING_JOB_ID => c"KEPMLOG_ERR_MISSING_JOB_ID",
+            KEPMLOG_ERR_INVALID_JOB_ID => c"KEPMLOG_ERR_INVALID_JOB_ID",
+            KEPMLOG_ERR_EMPTY_MESSAGE => c"KEPMLOG_ERR_EMPTY_MESSAGE",
+            KEPMLOG_ERR_INVALID_LEVEL => c"KEPMLOG_ERR_INVALID_LEVEL",
+            KEPMLOG_ERR_INVALID_EVENT => c"KEPMLOG_ERR_INVALID_EVENT",
+            KEPMLOG_ERR_QUEUE_FULL => c"KEPMLOG_ERR_QUEUE_FULL",
+            KEPMLOG_ERR_SHUT_DOWN => c"KEPMLOG_ERR_SHUT_DOWN",
+            KEPMLOG_ERR_FORKED => c"KEPMLOG_ERR_FORKED",
+            KEPMLOG_ERR_TIMEOUT => c"KEPMLOG_ERR_TIMEOUT",
+            KEPMLOG_ERR_DENIED => c"KEPMLOG_ERR_DENIED",
+            KEPMLOG_ERR_PANIC => c"KEPMLOG_ERR_PANIC",
+            KEPMLOG_ERR_INTERNAL => c"KEPMLOG_ERR_INTERNAL",
+            KEPMLOG_ERR_UNDELIVERABLE => c"KEPMLOG_ERR_UNDELIVERABLE",
+        }
+    }
+}
+
+/// Exhaustive: a kind added to the core does not compile here until it has a status.
+impl From<ErrorKind> for kepmlog_status {
+    fn from(kind: ErrorKind) -> kepmlog_status {
+        match kind {
+            ErrorKind::MissingJobId => KEPMLOG_ERR_MISSING_JOB_ID,
+            ErrorKind::InvalidJobId => KEPMLOG_ERR_INVALID_JOB_ID,
+            ErrorKind::InvalidToken | ErrorKind::InvalidOption => KEPMLOG_ERR_INVALID_ARGUMENT,
+            ErrorKind::EmptyMessage => KEPMLOG_ERR_EMPTY_MESSAGE,
+            ErrorKind::InvalidLevel => KEPMLOG_ERR_INVALID_LEVEL,
+            ErrorKind::InvalidEvent => KEPMLOG_ERR_INVALID_EVENT,
+            ErrorKind::QueueFull => KEPMLOG_ERR_QUEUE_FULL,
+            ErrorKind::ShutDown => KEPMLOG_ERR_SHUT_DOWN,
+            ErrorKind::Forked => KEPMLOG_ERR_FORKED,
+            ErrorKind::Timeout => KEPMLOG_ERR_TIMEOUT,
+            ErrorKind::Denied => KEPMLOG_ERR_DENIED,
+            ErrorKind::Undeliverable => KEPMLOG_ERR_UNDELIVERABLE,
+            ErrorKind::Internal => KEPMLOG_ERR_INTERNAL,
+        }
+    }
 }
 
 use kepmlog_status::*;
@@ -154,25 +228,7 @@ impl Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
-        Failure::new(status_of(&e), e.to_string())
-    }
-}
-
-/// Maps the core's stable error kinds onto statuses.
-fn status_of(e: &Error) -> kepmlog_status {
-    match e.kind() {
-        "missing_job_id" => KEPMLOG_ERR_MISSING_JOB_ID,
-        "invalid_job_id" => KEPMLOG_ERR_INVALID_JOB_ID,
-        "invalid_token" | "invalid_option" => KEPMLOG_ERR_INVALID_ARGUMENT,
-        "empty_message" => KEPMLOG_ERR_EMPTY_MESSAGE,
-        "invalid_level" => KEPMLOG_ERR_INVALID_LEVEL,
-        "invalid_event" => KEPMLOG_ERR_INVALID_EVENT,
-        "queue_full" => KEPMLOG_ERR_QUEUE_FULL,
-        "shut_down" => KEPMLOG_ERR_SHUT_DOWN,
-        "forked" => KEPMLOG_ERR_FORKED,
-        "timeout" => KEPMLOG_ERR_TIMEOUT,
-        "denied" => KEPMLOG_ERR_DENIED,
-        _ => KEPMLOG_ERR_INTERNAL,
+        Failure::new(e.kind().into(), e.to_string())
     }
 }
 
@@ -349,25 +405,10 @@ pub extern "C" fn kepmlog_last_error() -> *const c_char {
 /// numbers. A static string, never NULL.
 #[no_mangle]
 pub extern "C" fn kepmlog_status_name(status: c_int) -> *const c_char {
-    let name: &'static CStr = match status {
-        0 => c"KEPMLOG_OK",
-        1 => c"KEPMLOG_ERR_NULL_ARGUMENT",
-        2 => c"KEPMLOG_ERR_INVALID_UTF8",
-        3 => c"KEPMLOG_ERR_INVALID_ARGUMENT",
-        4 => c"KEPMLOG_ERR_MISSING_JOB_ID",
-        5 => c"KEPMLOG_ERR_INVALID_JOB_ID",
-        6 => c"KEPMLOG_ERR_EMPTY_MESSAGE",
-        7 => c"KEPMLOG_ERR_INVALID_LEVEL",
-        8 => c"KEPMLOG_ERR_INVALID_EVENT",
-        9 => c"KEPMLOG_ERR_QUEUE_FULL",
-        10 => c"KEPMLOG_ERR_SHUT_DOWN",
-        11 => c"KEPMLOG_ERR_FORKED",
-        12 => c"KEPMLOG_ERR_TIMEOUT",
-        13 => c"KEPMLOG_ERR_DENIED",
-        14 => c"KEPMLOG_ERR_PANIC",
-        15 => c"KEPMLOG_ERR_INTERNAL",
-        _ => c"KEPMLOG_UNKNOWN_STATUS",
-    };
+    let name = kepmlog_status::ALL
+        .iter()
+        .find(|s| **s as c_int == status)
+        .map_or(c"KEPMLOG_UNKNOWN_STATUS", |s| s.name());
     name.as_ptr()
 }
 

@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
-use kepmlog_core::Options;
+use kepmlog_core::{Options, Outcome};
 
 use crate::*;
 
@@ -178,9 +178,10 @@ pub unsafe extern "C" fn kepmlog_event(
 }
 
 /// Waits until every record accepted before the call is acknowledged by the broker, or
-/// `timeout_ms`. `KEPMLOG_ERR_TIMEOUT`: some are still pending (they stay queued);
-/// `KEPMLOG_ERR_DENIED`: the broker refused publishes since the last flush. `undelivered`
-/// (may be NULL) receives the number not yet acknowledged (0 on success).
+/// `timeout_ms`. `undelivered` (may be NULL) receives the number not yet acknowledged (they
+/// stay queued; 0 on success). The status, in this order: `KEPMLOG_ERR_DENIED` (the broker
+/// refused publishes since the last flush), `KEPMLOG_ERR_UNDELIVERABLE` (records given up
+/// since then), `KEPMLOG_ERR_TIMEOUT` (some still pending), else `KEPMLOG_OK`.
 ///
 /// # Safety
 /// `logger` is NULL or a live logger; `undelivered` is NULL or writable.
@@ -194,24 +195,17 @@ pub unsafe extern "C" fn kepmlog_flush(
     guard(|| {
         // SAFETY: forwarded contract.
         let l = unsafe { logger_arg(logger) }?;
-        let result = l.inner.flush(Duration::from_millis(timeout_ms));
-        let count = match &result {
-            Ok(()) => 0,
-            Err(Error::Timeout { undelivered, .. }) => *undelivered,
-            Err(_) => l.inner.stats().pending,
-        };
+        let outcome = l.inner.flush_outcome(Duration::from_millis(timeout_ms))?;
         // SAFETY: NULL or writable per the contract.
-        if let Some(out) = unsafe { undelivered.as_mut() } {
-            *out = count;
-        }
-        result.map_err(Failure::from)
+        unsafe { report(outcome, undelivered) }
     })
 }
 
 /// Flushes until `timeout_ms`, disconnects and stops the worker. Idempotent (later calls
 /// return `KEPMLOG_OK`); logging afterwards returns `KEPMLOG_ERR_SHUT_DOWN`. Records still
 /// undelivered at the deadline are given up (counted as failed): `undelivered` (may be NULL)
-/// receives their number. Call it before exiting so the agent sees every record.
+/// receives their number. Statuses as `kepmlog_flush`. Call it before exiting so the agent
+/// sees every record.
 ///
 /// # Safety
 /// `logger` is NULL or a live logger; `undelivered` is NULL or writable.
@@ -225,17 +219,24 @@ pub unsafe extern "C" fn kepmlog_shutdown(
     guard(|| {
         // SAFETY: forwarded contract.
         let l = unsafe { logger_arg(logger) }?;
-        let result = l.inner.shutdown(Duration::from_millis(timeout_ms));
-        let count = match &result {
-            Err(Error::Timeout { undelivered, .. }) => *undelivered,
-            _ => l.inner.stats().failed,
-        };
+        let outcome = l
+            .inner
+            .shutdown_outcome(Duration::from_millis(timeout_ms))?;
         // SAFETY: NULL or writable per the contract.
-        if let Some(out) = unsafe { undelivered.as_mut() } {
-            *out = count;
-        }
-        result.map_err(Failure::from)
+        unsafe { report(outcome, undelivered) }
     })
+}
+
+/// The core's outcome as C sees it: the count in `*undelivered`, the rest as the status.
+///
+/// # Safety
+/// `undelivered` is NULL or writable.
+unsafe fn report(outcome: Outcome, undelivered: *mut u64) -> Result<(), Failure> {
+    // SAFETY: NULL or writable per the contract.
+    if let Some(out) = unsafe { undelivered.as_mut() } {
+        *out = outcome.undelivered;
+    }
+    outcome.into_result().map_err(Failure::from)
 }
 
 /// Copies the logger's counters into `*out`. Works after shutdown too.

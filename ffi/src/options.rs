@@ -226,14 +226,7 @@ pub unsafe extern "C" fn kepmlog_options_set_broker(
         let o = unsafe { options_arg(options) }?;
         // SAFETY: forwarded contract.
         let host = unsafe { str_arg(host, "broker host") }?;
-        if host.trim().is_empty() || port == 0 {
-            return Err(Failure::new(
-                KEPMLOG_ERR_INVALID_ARGUMENT,
-                format!(
-                    "broker {host:?}:{port} is not a host and port: pass e.g. \"127.0.0.1\", 8675"
-                ),
-            ));
-        }
+        kepmlog_core::check_broker(host, port)?;
         o.inner.broker = Some((host.to_string(), port));
         Ok(())
     })
@@ -252,12 +245,7 @@ pub unsafe extern "C" fn kepmlog_options_set_queue_capacity(
     guard(|| {
         // SAFETY: forwarded contract.
         let o = unsafe { options_arg(options) }?;
-        if capacity == 0 {
-            return Err(Failure::new(
-                KEPMLOG_ERR_INVALID_ARGUMENT,
-                "queue capacity 0: pass at least 1 (default 65536)",
-            ));
-        }
+        kepmlog_core::check_queue_capacity(capacity)?;
         o.inner.queue_capacity = capacity;
         Ok(())
     })

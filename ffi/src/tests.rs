@@ -100,16 +100,35 @@ fn every_core_error_kind_has_its_status() {
             },
             KEPMLOG_ERR_DENIED,
         ),
+        (
+            Error::Undeliverable {
+                count: 1,
+                last_error: None,
+            },
+            KEPMLOG_ERR_UNDELIVERABLE,
+        ),
         (Error::Internal("x".into()), KEPMLOG_ERR_INTERNAL),
     ];
     for (e, s) in cases {
-        assert_eq!(status_of(&e), s, "{e:?}");
+        assert_eq!(Failure::from(e.clone()).status, s, "{e:?}");
     }
-    for n in 0..=15 {
+    // Every kind maps to a status of its own except the two option-like ones.
+    let statuses: std::collections::HashSet<_> = ErrorKind::ALL
+        .iter()
+        .map(|k| kepmlog_status::from(*k) as i32)
+        .collect();
+    assert_eq!(statuses.len(), ErrorKind::ALL.len() - 1);
+    for (n, status) in kepmlog_status::ALL.iter().enumerate() {
+        assert_eq!(*status as usize, n, "ALL is in number order");
         // SAFETY: static NUL-terminated string.
-        let name = unsafe { CStr::from_ptr(kepmlog_status_name(n)) };
-        assert!(name.to_string_lossy().starts_with("KEPMLOG_"));
+        let name = unsafe { CStr::from_ptr(kepmlog_status_name(n as c_int)) };
+        assert_eq!(name, status.name());
+        assert!(name.to_string_lossy().starts_with("KEPMLOG_ERR_") || n == 0);
     }
+    // SAFETY: static NUL-terminated string.
+    let unknown =
+        unsafe { CStr::from_ptr(kepmlog_status_name(kepmlog_status::ALL.len() as c_int)) };
+    assert_eq!(unknown, c"KEPMLOG_UNKNOWN_STATUS");
 }
 
 #[test]
@@ -133,4 +152,12 @@ fn null_and_bad_utf8_give_statuses() {
         assert_eq!(kepmlog_options_free(&mut opts), KEPMLOG_OK);
         assert_eq!(kepmlog_options_free(std::ptr::null_mut()), KEPMLOG_OK);
     }
+}
+
+#[test]
+fn default_close_timeout_is_the_cores() {
+    assert_eq!(
+        u128::from(KEPMLOG_DEFAULT_CLOSE_TIMEOUT_MS),
+        kepmlog_core::DEFAULT_CLOSE_TIMEOUT.as_millis()
+    );
 }
