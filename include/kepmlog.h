@@ -628,6 +628,19 @@ enum kepmlog_status kepmlog_options_set_fallback(struct kepmlog_options *options
                                                  int fallback);
 
 /**
+ * `kepmlog_options_set_fallback` by name: `"error"` or `"stderr"` (case-insensitive), for
+ * bindings and tools that take the choice as text (a config file, Go's `Options.Fallback`),
+ * so that every one of them accepts the same names with the same error text.
+ *
+ * # Safety
+ * `options` is a live options handle (or NULL); `name` is NULL or a NUL-terminated string.
+ */
+KEPMLOG_MUST_USE
+KEPMLOG_API
+enum kepmlog_status kepmlog_options_set_fallback_name(struct kepmlog_options *options,
+                                                      const char *name);
+
+/**
  * Whether shutdown (and free) writes the records still undelivered at its deadline to stderr
  * as text lines (the first 1,000, then a count of the rest). Default true.
  *

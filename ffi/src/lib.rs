@@ -301,21 +301,6 @@ unsafe fn opt_str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failu
     }
 }
 
-/// # Safety
-/// `p` is NULL or a pointer returned by `kepmlog_logger_new*` and not yet freed.
-unsafe fn logger_arg<'a>(p: *const kepmlog_logger) -> Result<&'a kepmlog_logger, Failure> {
-    // SAFETY: NULL or a live handle per the caller's contract.
-    unsafe { p.as_ref() }.ok_or_else(|| Failure::null("logger"))
-}
-
-/// # Safety
-/// `p` is NULL or a pointer returned by `kepmlog_options_new` and not yet freed, used by one
-/// thread at a time.
-unsafe fn options_arg<'a>(p: *mut kepmlog_options) -> Result<&'a mut kepmlog_options, Failure> {
-    // SAFETY: NULL or a live, unaliased handle per the caller's contract.
-    unsafe { p.as_mut() }.ok_or_else(|| Failure::null("options"))
-}
-
 fn level_arg(level: c_int) -> Result<Level, Failure> {
     Level::try_from(i64::from(level)).map_err(Failure::from)
 }

@@ -18,12 +18,11 @@ use crate::*;
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_logger_new(
-    options: *const kepmlog_options,
+    options: Option<&kepmlog_options>,
     out: *mut *mut kepmlog_logger,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: NULL or a live options handle per the contract.
-        let o = unsafe { options.as_ref() }.ok_or_else(|| Failure::null("options"))?;
+        let o = options.ok_or_else(|| Failure::null("options"))?;
         if out.is_null() {
             return Err(Failure::null("out"));
         }
@@ -108,7 +107,7 @@ pub unsafe extern "C" fn kepmlog_logger_free(logger: *mut *mut kepmlog_logger) -
 /// `logger` is NULL or a live logger; strings are NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_log(
-    logger: *const kepmlog_logger,
+    logger: Option<&kepmlog_logger>,
     level: c_int,
     category: *const c_char,
     message: *const c_char,
@@ -133,7 +132,7 @@ pub unsafe extern "C" fn kepmlog_log(
 /// `logger` is NULL or a live logger; strings are NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_log_with(
-    logger: *const kepmlog_logger,
+    logger: Option<&kepmlog_logger>,
     level: c_int,
     category: *const c_char,
     message: *const c_char,
@@ -141,8 +140,7 @@ pub unsafe extern "C" fn kepmlog_log_with(
     context: *const c_char,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let l = unsafe { logger_arg(logger) }?;
+        let l = logger.ok_or_else(|| Failure::null("logger"))?;
         let level = level_arg(level)?;
         // SAFETY: forwarded contract.
         let (category, message, correlation_id, context) = unsafe {
@@ -165,12 +163,11 @@ pub unsafe extern "C" fn kepmlog_log_with(
 /// `logger` is NULL or a live logger; `json` is NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_event(
-    logger: *const kepmlog_logger,
+    logger: Option<&kepmlog_logger>,
     json: *const c_char,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let l = unsafe { logger_arg(logger) }?;
+        let l = logger.ok_or_else(|| Failure::null("logger"))?;
         // SAFETY: forwarded contract.
         let json = unsafe { str_arg(json, "event JSON") }?;
         l.inner.event_json(json).map_err(Failure::from)
@@ -188,16 +185,14 @@ pub unsafe extern "C" fn kepmlog_event(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_flush(
-    logger: *const kepmlog_logger,
+    logger: Option<&kepmlog_logger>,
     timeout_ms: u64,
-    undelivered: *mut u64,
+    undelivered: Option<&mut u64>,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let l = unsafe { logger_arg(logger) }?;
+        let l = logger.ok_or_else(|| Failure::null("logger"))?;
         let outcome = l.inner.flush_outcome(Duration::from_millis(timeout_ms))?;
-        // SAFETY: NULL or writable per the contract.
-        unsafe { report(outcome, undelivered) }
+        report(outcome, undelivered)
     })
 }
 
@@ -212,28 +207,22 @@ pub unsafe extern "C" fn kepmlog_flush(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_shutdown(
-    logger: *const kepmlog_logger,
+    logger: Option<&kepmlog_logger>,
     timeout_ms: u64,
-    undelivered: *mut u64,
+    undelivered: Option<&mut u64>,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let l = unsafe { logger_arg(logger) }?;
+        let l = logger.ok_or_else(|| Failure::null("logger"))?;
         let outcome = l
             .inner
             .shutdown_outcome(Duration::from_millis(timeout_ms))?;
-        // SAFETY: NULL or writable per the contract.
-        unsafe { report(outcome, undelivered) }
+        report(outcome, undelivered)
     })
 }
 
 /// The core's outcome as C sees it: the count in `*undelivered`, the rest as the status.
-///
-/// # Safety
-/// `undelivered` is NULL or writable.
-unsafe fn report(outcome: Outcome, undelivered: *mut u64) -> Result<(), Failure> {
-    // SAFETY: NULL or writable per the contract.
-    if let Some(out) = unsafe { undelivered.as_mut() } {
+fn report(outcome: Outcome, undelivered: Option<&mut u64>) -> Result<(), Failure> {
+    if let Some(out) = undelivered {
         *out = outcome.undelivered;
     }
     outcome.into_result().map_err(Failure::from)
@@ -246,14 +235,12 @@ unsafe fn report(outcome: Outcome, undelivered: *mut u64) -> Result<(), Failure>
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_stats(
-    logger: *const kepmlog_logger,
-    out: *mut kepmlog_logger_stats,
+    logger: Option<&kepmlog_logger>,
+    out: Option<&mut kepmlog_logger_stats>,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let l = unsafe { logger_arg(logger) }?;
-        // SAFETY: NULL or writable per the contract.
-        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
+        let l = logger.ok_or_else(|| Failure::null("logger"))?;
+        let out = out.ok_or_else(|| Failure::null("out"))?;
         let s = l.inner.stats();
         *out = kepmlog_logger_stats {
             accepted: s.accepted,
@@ -277,14 +264,12 @@ pub unsafe extern "C" fn kepmlog_stats(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_logger_client_id(
-    logger: *const kepmlog_logger,
-    out: *mut *const c_char,
+    logger: Option<&kepmlog_logger>,
+    out: Option<&mut *const c_char>,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let l = unsafe { logger_arg(logger) }?;
-        // SAFETY: NULL or writable per the contract.
-        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
+        let l = logger.ok_or_else(|| Failure::null("logger"))?;
+        let out = out.ok_or_else(|| Failure::null("out"))?;
         *out = l.client_id.as_ptr();
         Ok(())
     })

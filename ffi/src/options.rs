@@ -58,14 +58,13 @@ pub unsafe extern "C" fn kepmlog_options_free(
 /// # Safety
 /// As the `kepmlog_options_set_*` string setters.
 unsafe fn set_string(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     value: *const c_char,
     what: &str,
     set: impl FnOnce(&mut Options, &str),
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let o = unsafe { options_arg(options) }?;
+        let o = options.ok_or_else(|| Failure::null("options"))?;
         // SAFETY: forwarded contract.
         let v = unsafe { str_arg(value, what) }?;
         set(&mut o.inner, v);
@@ -82,7 +81,7 @@ unsafe fn set_string(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_source(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     value: *const c_char,
 ) -> kepmlog_status {
     // SAFETY: forwarded contract.
@@ -101,7 +100,7 @@ pub unsafe extern "C" fn kepmlog_options_set_source(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_default_category(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     value: *const c_char,
 ) -> kepmlog_status {
     // SAFETY: forwarded contract.
@@ -120,7 +119,7 @@ pub unsafe extern "C" fn kepmlog_options_set_default_category(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_job_id(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     value: *const c_char,
 ) -> kepmlog_status {
     // SAFETY: forwarded contract.
@@ -139,7 +138,7 @@ pub unsafe extern "C" fn kepmlog_options_set_job_id(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_token(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     value: *const c_char,
 ) -> kepmlog_status {
     // SAFETY: forwarded contract.
@@ -159,7 +158,7 @@ pub unsafe extern "C" fn kepmlog_options_set_token(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_api_base(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     value: *const c_char,
 ) -> kepmlog_status {
     // SAFETY: forwarded contract.
@@ -179,7 +178,7 @@ pub unsafe extern "C" fn kepmlog_options_set_api_base(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_ca_bundle(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     value: *const c_char,
 ) -> kepmlog_status {
     // SAFETY: forwarded contract.
@@ -199,7 +198,7 @@ pub unsafe extern "C" fn kepmlog_options_set_ca_bundle(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_event_topic(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     value: *const c_char,
 ) -> kepmlog_status {
     // SAFETY: forwarded contract.
@@ -217,13 +216,12 @@ pub unsafe extern "C" fn kepmlog_options_set_event_topic(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_broker(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     host: *const c_char,
     port: u16,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let o = unsafe { options_arg(options) }?;
+        let o = options.ok_or_else(|| Failure::null("options"))?;
         // SAFETY: forwarded contract.
         let host = unsafe { str_arg(host, "broker host") }?;
         kepmlog_core::check_broker(host, port)?;
@@ -239,12 +237,11 @@ pub unsafe extern "C" fn kepmlog_options_set_broker(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_queue_capacity(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     capacity: usize,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let o = unsafe { options_arg(options) }?;
+        let o = options.ok_or_else(|| Failure::null("options"))?;
         kepmlog_core::check_queue_capacity(capacity)?;
         o.inner.queue_capacity = capacity;
         Ok(())
@@ -259,13 +256,12 @@ pub unsafe extern "C" fn kepmlog_options_set_queue_capacity(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_overflow(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     policy: c_int,
     block_timeout_ms: u64,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let o = unsafe { options_arg(options) }?;
+        let o = options.ok_or_else(|| Failure::null("options"))?;
         o.inner.overflow = match policy {
             0 => Overflow::Drop,
             1 => Overflow::Block(Duration::from_millis(block_timeout_ms)),
@@ -287,12 +283,11 @@ pub unsafe extern "C" fn kepmlog_options_set_overflow(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_settings_timeout(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     timeout_ms: u64,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let o = unsafe { options_arg(options) }?;
+        let o = options.ok_or_else(|| Failure::null("options"))?;
         o.inner.settings_timeout = Duration::from_millis(timeout_ms);
         Ok(())
     })
@@ -306,12 +301,11 @@ pub unsafe extern "C" fn kepmlog_options_set_settings_timeout(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_drop_timeout(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     timeout_ms: u64,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let o = unsafe { options_arg(options) }?;
+        let o = options.ok_or_else(|| Failure::null("options"))?;
         o.inner.drop_timeout = Duration::from_millis(timeout_ms);
         Ok(())
     })
@@ -326,13 +320,12 @@ pub unsafe extern "C" fn kepmlog_options_set_drop_timeout(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_args(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     argc: c_int,
     argv: *const *const c_char,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let o = unsafe { options_arg(options) }?;
+        let o = options.ok_or_else(|| Failure::null("options"))?;
         // SAFETY: forwarded contract.
         o.inner.args = unsafe { args_arg(argc, argv) }?;
         Ok(())
@@ -346,12 +339,11 @@ pub unsafe extern "C" fn kepmlog_options_set_args(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_stderr_diagnostics(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     enabled: bool,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let o = unsafe { options_arg(options) }?;
+        let o = options.ok_or_else(|| Failure::null("options"))?;
         o.inner.stderr_diagnostics = enabled;
         Ok(())
     })

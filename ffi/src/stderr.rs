@@ -1,12 +1,12 @@
 //! stderr as the last resort: the fallback without a job id, and whether records undelivered
 //! at shutdown are written to stderr. Split from `lib.rs` by concern; same conventions.
 
-use std::ffi::c_int;
+use std::ffi::{c_char, c_int};
 
 use kepmlog_core::Fallback;
 
 use crate::kepmlog_status::*;
-use crate::{guard, logger_arg, options_arg, Failure};
+use crate::{guard, str_arg, Failure};
 use crate::{kepmlog_logger, kepmlog_options, kepmlog_status};
 
 /// What creating a logger does without a job id (`kepmlog_options_set_fallback`).
@@ -28,12 +28,11 @@ pub enum kepmlog_fallback {
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_fallback(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     fallback: c_int,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let o = unsafe { options_arg(options) }?;
+        let o = options.ok_or_else(|| Failure::null("options"))?;
         let chosen = match fallback {
             0 => Fallback::Error,
             1 => Fallback::Stderr,
@@ -48,6 +47,27 @@ pub unsafe extern "C" fn kepmlog_options_set_fallback(
     })
 }
 
+/// `kepmlog_options_set_fallback` by name: `"error"` or `"stderr"` (case-insensitive), for
+/// bindings and tools that take the choice as text (a config file, Go's `Options.Fallback`),
+/// so that every one of them accepts the same names with the same error text.
+///
+/// # Safety
+/// `options` is a live options handle (or NULL); `name` is NULL or a NUL-terminated string.
+#[must_use]
+#[no_mangle]
+pub unsafe extern "C" fn kepmlog_options_set_fallback_name(
+    options: Option<&mut kepmlog_options>,
+    name: *const c_char,
+) -> kepmlog_status {
+    guard(|| {
+        let o = options.ok_or_else(|| Failure::null("options"))?;
+        // SAFETY: forwarded contract.
+        let name = unsafe { str_arg(name, "fallback name") }?;
+        o.inner.fallback = Some(Fallback::parse(name)?);
+        Ok(())
+    })
+}
+
 /// Whether shutdown (and free) writes the records still undelivered at its deadline to stderr
 /// as text lines (the first 1,000, then a count of the rest). Default true.
 ///
@@ -56,12 +76,11 @@ pub unsafe extern "C" fn kepmlog_options_set_fallback(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_options_set_undelivered_to_stderr(
-    options: *mut kepmlog_options,
+    options: Option<&mut kepmlog_options>,
     enabled: bool,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let o = unsafe { options_arg(options) }?;
+        let o = options.ok_or_else(|| Failure::null("options"))?;
         o.inner.undelivered_to_stderr = enabled;
         Ok(())
     })
@@ -78,18 +97,15 @@ pub unsafe extern "C" fn kepmlog_options_set_undelivered_to_stderr(
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn kepmlog_logger_printed(
-    logger: *const kepmlog_logger,
-    out: *mut u64,
-    writes_to_stderr: *mut bool,
+    logger: Option<&kepmlog_logger>,
+    out: Option<&mut u64>,
+    writes_to_stderr: Option<&mut bool>,
 ) -> kepmlog_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let l = unsafe { logger_arg(logger) }?;
-        // SAFETY: NULL or writable per the contract.
-        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
+        let l = logger.ok_or_else(|| Failure::null("logger"))?;
+        let out = out.ok_or_else(|| Failure::null("out"))?;
         *out = l.inner.stats().printed;
-        // SAFETY: NULL or writable per the contract.
-        if let Some(w) = unsafe { writes_to_stderr.as_mut() } {
+        if let Some(w) = writes_to_stderr {
             *w = l.inner.writes_to_stderr();
         }
         Ok(())

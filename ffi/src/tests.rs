@@ -135,15 +135,15 @@ fn every_core_error_kind_has_its_status() {
 fn null_and_bad_utf8_give_statuses() {
     let mut out: *mut kepmlog_logger = std::ptr::null_mut();
     // SAFETY: NULL options and a valid out pointer.
-    let s = unsafe { kepmlog_logger_new(std::ptr::null(), &mut out) };
+    let s = unsafe { kepmlog_logger_new(None, &mut out) };
     assert_eq!(s, KEPMLOG_ERR_NULL_ARGUMENT);
     assert!(last_error().contains("options is NULL"));
     let mut opts: *mut kepmlog_options = std::ptr::null_mut();
     // SAFETY: valid out pointer.
     assert_eq!(unsafe { kepmlog_options_new(&mut opts) }, KEPMLOG_OK);
     let bad = [0xffu8, 0xfe, 0];
-    // SAFETY: live options, NUL-terminated bytes.
-    let s = unsafe { kepmlog_options_set_source(opts, bad.as_ptr().cast()) };
+    // SAFETY: live options (not aliased), NUL-terminated bytes.
+    let s = unsafe { kepmlog_options_set_source(opts.as_mut(), bad.as_ptr().cast()) };
     assert_eq!(s, KEPMLOG_ERR_INVALID_UTF8);
     // SAFETY: slot holds a live handle, then NULL.
     unsafe {

@@ -54,6 +54,8 @@ static void test_version(void) {
     CHECK(strcmp(kepmlog_version(), want) == 0, "version %s, macros %s", kepmlog_version(), want);
     CHECK(strcmp(kepmlog_status_name(KEPMLOG_ERR_QUEUE_FULL), "KEPMLOG_ERR_QUEUE_FULL") == 0, "name");
     CHECK(strcmp(kepmlog_status_name(999), "KEPMLOG_UNKNOWN_STATUS") == 0, "unknown status name");
+    CHECK(strcmp(kepmlog_status_name(KEPMLOG_ERR_UNDELIVERABLE), "KEPMLOG_ERR_UNDELIVERABLE") == 0, "name");
+    CHECK(KEPMLOG_DEFAULT_CLOSE_TIMEOUT_MS == 5000, "default close timeout");
     CHECK(KEPMLOG_LEVEL_DEBUG == 0 && KEPMLOG_LEVEL_INFO == 1 && KEPMLOG_LEVEL_WARNING == 2 &&
               KEPMLOG_LEVEL_ERROR == 3 && KEPMLOG_LEVEL_CRITICAL == 4 && KEPMLOG_LEVEL_VERBOSE == 5,
           "level wire values");
@@ -263,6 +265,19 @@ static void test_events(void) {
         CHECK(st.denied == 1, "stats.denied %" PRIu64, st.denied);
     }
     CHECK_STATUS(kepmlog_shutdown(log, 10000, NULL), KEPMLOG_OK);
+    kepmlog_logger_free(&log);
+
+    /* Without a flush first, shutdown reports the denial the same way flush does, with the
+       undelivered count beside it. */
+    CHECK_STATUS(kepmlog_logger_new(o, &log), KEPMLOG_OK);
+    CHECK_STATUS(kepmlog_event(log, "{\"phase\":\"denied at close\"}"), KEPMLOG_OK);
+    {
+        uint64_t undelivered = 99;
+        CHECK_STATUS(kepmlog_shutdown(log, 20000, &undelivered), KEPMLOG_ERR_DENIED);
+        CHECK(undelivered == 0, "undelivered %" PRIu64 " after a denial at shutdown", undelivered);
+        CHECK(contains(kepmlog_last_error(), "allowedPublications"), "shutdown's denial names the fix");
+        CHECK_STATUS(kepmlog_shutdown(log, 1000, &undelivered), KEPMLOG_OK);
+    }
     kepmlog_logger_free(&log);
     kepmlog_options_free(&o);
 }

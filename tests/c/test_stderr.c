@@ -107,11 +107,16 @@ static void test_fallback(void) {
     CHECK_STATUS(kepmlog_options_set_source(o, "CTool"), KEPMLOG_OK);
     CHECK_STATUS(kepmlog_logger_new(o, &log), KEPMLOG_ERR_MISSING_JOB_ID);
     CHECK_STATUS(kepmlog_options_set_fallback(o, 7), KEPMLOG_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kepmlog_options_set_fallback_name(o, "console"), KEPMLOG_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kepmlog_last_error(), "\"error\", \"stderr\"") != NULL, "fallback names the choices: %s",
+          kepmlog_last_error());
+    CHECK_STATUS(kepmlog_options_set_fallback_name(o, NULL), KEPMLOG_ERR_NULL_ARGUMENT);
     setenv("KEPMLOG_FALLBACK", "console", 1);
     CHECK_STATUS(kepmlog_logger_new(o, &log), KEPMLOG_ERR_INVALID_ARGUMENT);
     CHECK(strstr(kepmlog_last_error(), "KEPMLOG_FALLBACK") != NULL, "names the variable");
     unsetenv("KEPMLOG_FALLBACK");
     CHECK_STATUS(kepmlog_options_set_fallback(o, KEPMLOG_FALLBACK_STDERR), KEPMLOG_OK);
+    CHECK_STATUS(kepmlog_options_set_fallback_name(o, " Stderr "), KEPMLOG_OK); /* same choice, by name */
 
     capture_begin(&c);
     CHECK_STATUS(kepmlog_logger_new(o, &log), KEPMLOG_OK);
