@@ -57,7 +57,8 @@ struct Common {
     #[arg(long, global = true, value_name = "FILE", env = "KEPMLOG_CA_BUNDLE")]
     ca_bundle: Option<std::path::PathBuf>,
     /// Seconds to wait for the broker to acknowledge everything before giving up.
-    #[arg(long, global = true, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(long, global = true, value_name = "SECS",
+          default_value_t = kepmlog::DEFAULT_CLOSE_TIMEOUT.as_secs_f64())]
     timeout: f64,
     /// No kepmlog diagnostics on stderr (failures are still reported).
     #[arg(long, short, global = true)]
@@ -191,11 +192,19 @@ fn logger(c: &Common, overflow: Overflow, event_topic: Option<&str>) -> Result<L
     })
 }
 
-/// Waits for delivery and turns the outcome into the exit status.
+/// Waits for delivery and turns the outcome into the exit status: the one mapping of the
+/// core's outcome every binding makes (a denial or a give-up first, then the deadline).
 fn finish(log: &Logger, timeout: Duration, what: &str) -> ExitCode {
-    match log.shutdown(timeout) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Error::Timeout {
+    let outcome = match log.shutdown_outcome(timeout) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("kepmlog: {e}");
+            return ExitCode::from(NOT_DELIVERED);
+        }
+    };
+    match outcome.error() {
+        None => ExitCode::SUCCESS,
+        Some(Error::Timeout {
             undelivered,
             last_error,
         }) => {
@@ -208,8 +217,15 @@ fn finish(log: &Logger, timeout: Duration, what: &str) -> ExitCode {
             );
             ExitCode::from(NOT_DELIVERED)
         }
-        Err(e) => {
+        Some(e) => {
             eprintln!("kepmlog: {e}");
+            if outcome.undelivered > 0 {
+                eprintln!(
+                    "kepmlog: {} {what} not delivered within {:.1}s",
+                    outcome.undelivered,
+                    timeout.as_secs_f64()
+                );
+            }
             ExitCode::from(NOT_DELIVERED)
         }
     }

@@ -137,7 +137,8 @@ pub fn from_args(args: &[String]) -> Caller {
 /// The file stem of a script path, made into a token (the library's rule for executables).
 #[cfg(any(target_os = "linux", test))]
 fn script_token(path: &str) -> Option<String> {
-    kepmlog::identity::path_token(std::path::Path::new(path))
+    // The interpreter name is never used: `script` is only set for a real script path.
+    Some(kepmlog::identity::script_token(Some(path), "kepmlog"))
 }
 
 #[cfg(test)]

@@ -321,6 +321,28 @@ fn a_plaintext_broker_is_never_used() {
 }
 
 #[test]
+fn shutdown_reports_a_denial_it_saw_with_every_count() {
+    let agent = agent();
+    let log = Logger::new(opts(&agent, "denied-at-close")).unwrap();
+    log.info("Denied", "allowed record").unwrap();
+    log.event(&serde_json::json!({"phase": "scan"})).unwrap();
+    // No flush before: the denial is reported by shutdown, as flush would have.
+    let outcome = log.shutdown_outcome(LONG).unwrap();
+    assert_eq!(
+        (outcome.undelivered, outcome.denied, outcome.undeliverable),
+        (0, 1, 0),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.denied_topics, vec!["Jobs/denied-at-close/events"]);
+    assert_eq!(
+        outcome.error().map(|e| e.kind()),
+        Some(kepmlog::ErrorKind::Denied)
+    );
+    // Idempotent: a second shutdown has nothing left to report.
+    assert_eq!(log.shutdown(LONG), Ok(()));
+}
+
+#[test]
 fn a_denied_topic_is_reported_with_the_fix() {
     let agent = agent();
     let log = Logger::new(opts(&agent, "denied-job")).unwrap();

@@ -80,8 +80,20 @@ fn a_record_over_the_brokers_maximum_packet_size_fails_alone_with_a_clear_error(
     log.info("Size", &"x".repeat(5_000)).unwrap();
     log.info("Size", "after").unwrap();
     // The record that can never be sent is settled as failed, so flush does not wait for it
-    // until its deadline; the failure is in the stats and names the broker's limit.
-    log.flush(LONG).unwrap();
+    // until its deadline; flush reports it once, and the stats name the broker's limit.
+    let outcome = log.flush_outcome(LONG).unwrap();
+    assert_eq!(
+        (outcome.undelivered, outcome.undeliverable, outcome.denied),
+        (0, 1, 0)
+    );
+    let err = outcome.into_result().unwrap_err();
+    assert_eq!(err.kind(), kepmlog::ErrorKind::Undeliverable, "{err}");
+    assert!(err.to_string().contains("maximum packet size"), "{err}");
+    assert_eq!(
+        log.flush(LONG),
+        Ok(()),
+        "reported once, not by every later flush"
+    );
     let got = messages_of(&payloads(&agent, "KeeperLogger", 2));
     assert_eq!(got, vec!["before".to_string(), "after".to_string()]);
     let s = log.stats();
