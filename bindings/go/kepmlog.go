@@ -73,6 +73,7 @@ const (
 	StatusDenied          Status = C.KEPMLOG_ERR_DENIED
 	StatusPanic           Status = C.KEPMLOG_ERR_PANIC
 	StatusInternal        Status = C.KEPMLOG_ERR_INTERNAL
+	StatusUndeliverable   Status = C.KEPMLOG_ERR_UNDELIVERABLE
 )
 
 // String returns the C name of the status, e.g. "KEPMLOG_ERR_QUEUE_FULL".
@@ -114,6 +115,9 @@ var (
 	ErrForked    = &Error{Status: StatusForked}
 	ErrTimeout   = &Error{Status: StatusTimeout}
 	ErrDenied    = &Error{Status: StatusDenied}
+	// ErrUndeliverable: records given up since the last flush for another reason than the
+	// deadline (larger than the broker's Maximum Packet Size); never retried.
+	ErrUndeliverable = &Error{Status: StatusUndeliverable}
 )
 
 // Options configure New. Zero values mean the job defaults the agent provides.
@@ -184,8 +188,9 @@ type Logger struct {
 	clientID string
 }
 
-// DefaultCloseTimeout bounds how long Close waits for delivery.
-const DefaultCloseTimeout = 10 * time.Second
+// DefaultCloseTimeout bounds how long Close waits for delivery: the library's one default
+// for every binding (KEPMLOG_DEFAULT_CLOSE_TIMEOUT_MS).
+const DefaultCloseTimeout = C.KEPMLOG_DEFAULT_CLOSE_TIMEOUT_MS * time.Millisecond
 
 // call runs one C call on a locked OS thread, so kepmlog_last_error (thread-local) belongs to it.
 func call(f func() C.enum_kepmlog_status) error {
@@ -307,17 +312,9 @@ func New(opts Options) (*Logger, error) {
 		}
 	}
 	if opts.Fallback != "" {
-		var f C.int
-		switch opts.Fallback {
-		case FallbackError:
-			f = C.KEPMLOG_FALLBACK_ERROR
-		case FallbackStderr:
-			f = C.KEPMLOG_FALLBACK_STDERR
-		default:
-			return nil, &Error{Status: StatusInvalidArgument,
-				Msg: fmt.Sprintf("invalid option fallback: %q is not one of \"error\", \"stderr\"", string(opts.Fallback))}
-		}
-		if err := call(func() C.enum_kepmlog_status { return C.kepmlog_options_set_fallback(o, f) }); err != nil {
+		name := C.CString(string(opts.Fallback))
+		defer C.free(unsafe.Pointer(name))
+		if err := call(func() C.enum_kepmlog_status { return C.kepmlog_options_set_fallback_name(o, name) }); err != nil {
 			return nil, err
 		}
 	}
