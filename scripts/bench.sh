@@ -32,19 +32,9 @@ for a in "$@"; do
 done
 
 scripts/setup.sh   # mosquitto, cargo
-need=()
-for tool in mosquitto_pub:mosquitto-clients cc:gcc make:make pkg-config:pkg-config go:golang-go \
-            node:nodejs npm:npm; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
-done
-python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-[ -x /usr/bin/time ] || need+=(time)   # mosquitto_pub's peak RSS
-if [ ${#need[@]} -gt 0 ]; then
-  echo "bench: installing ${need[*]} (apt-get)" >&2
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+. scripts/lib.sh
+need_tools bench mosquitto_pub:mosquitto-clients cc:gcc make:make pkg-config:pkg-config \
+  go:golang-go node:nodejs npm:npm python3-venv /usr/bin/time:time   # time: mosquitto_pub's peak RSS
 mkdir -p "$out"
 
 if ! $skip_build; then

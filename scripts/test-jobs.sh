@@ -43,11 +43,15 @@ for job in examples/jobs/*.json; do
     continue
   fi
   echo "-- $name: kepm-devagent run --agent-root $root $job"
+  # Every example tool is the same secret scanner: its last record says "Scan complete" and
+  # it sends a started and a done event. The operator's view shows what the broker received.
   if "$devagent" run --agent-root "$root" "$job" | tee "$work/run.txt" \
-     && grep -qE "messages: [1-9][0-9]* on KeeperLogger" "$work/run.txt"; then
+     && grep -qE "messages: [1-9][0-9]* on KeeperLogger" "$work/run.txt" \
+     && grep -q "\[SecretsScan\] Scan complete" "$work/run.txt" \
+     && grep -qE "messages: .*, ([2-9]|[1-9][0-9]+) event\(s\)" "$work/run.txt"; then
     ran=$((ran + 1))
   else
-    echo "-- $name: run FAILED (non-zero exit or no KeeperLogger message received)"
+    echo "-- $name: run FAILED (non-zero exit, or the summary record or the two events not received)"
     failed=$((failed + 1))
   fi
 done

@@ -11,11 +11,8 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 export TMPDIR=/tmp   # Mosquitto drops root and must read the devagent's temp files
 
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "test-node: installing nodejs and npm (apt-get)" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-fi
+. scripts/lib.sh
+need_tools test-node node:nodejs npm:npm
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 18 ]; then
   echo "test-node: Node $(node --version) is too old; kepmlog needs Node 18 or later" >&2

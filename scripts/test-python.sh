@@ -11,11 +11,8 @@ VENV=$TARGET/python-venv
 PY=${PYTHON:-python3}
 
 command -v "$PY" >/dev/null || { echo "test-python: $PY not found" >&2; exit 1; }
-if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
-  echo "test-python: installing python3-venv (apt-get)" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-fi
+. scripts/lib.sh
+need_tools test-python python3-venv
 
 DEVAGENT=${KEPM_DEVAGENT:-$TARGET/debug/kepm-devagent}
 if [ ! -x "$DEVAGENT" ]; then
