@@ -78,18 +78,13 @@ impl Signal {
 
     /// Waits until the worker thread has ended or the deadline; returns whether it has.
     pub fn wait_finished(&self, deadline: Instant) -> bool {
-        let mut done = self.finished.lock().unwrap_or_else(|e| e.into_inner());
-        while !*done {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            done = match self.finished_cv.wait_timeout(done, deadline - now) {
-                Ok((g, _)) => g,
-                Err(e) => e.into_inner().0,
-            };
-        }
-        true
+        let done = self.finished.lock().unwrap_or_else(|e| e.into_inner());
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let (done, _) = self
+            .finished_cv
+            .wait_timeout_while(done, timeout, |finished| !*finished)
+            .unwrap_or_else(|e| e.into_inner());
+        *done
     }
 
     pub fn wake_worker(&self) {

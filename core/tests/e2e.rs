@@ -136,10 +136,7 @@ fn broker_restart_mid_stream_loses_nothing() {
             }
         });
         // Stop the broker while records are in flight, then bring it back.
-        let start = Instant::now();
-        while log.stats().delivered < 2000 && start.elapsed() < LONG {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until(LONG, || log.stats().delivered >= 2000);
         agent.stop_broker().unwrap();
         std::thread::sleep(Duration::from_millis(800));
         agent.start_broker().unwrap();

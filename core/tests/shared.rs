@@ -19,10 +19,7 @@ fn named(mut options: Options, source: impl Into<String>) -> Options {
 /// may trail the captured messages (and an extra connection must not be missed either).
 fn connections_of(agent: &kepm_devagent::DevAgent, client_id: &str, at_least: usize) -> usize {
     let count = || agent.clients().iter().filter(|c| *c == client_id).count();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while count() < at_least && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(20), || count() >= at_least);
     std::thread::sleep(Duration::from_millis(300));
     count()
 }

@@ -63,17 +63,33 @@ pub fn wait_for_all_messages(
     topic: &str,
     want: &[String],
 ) -> std::collections::HashSet<String> {
-    let deadline = std::time::Instant::now() + LONG;
-    loop {
+    let seen = || -> std::collections::HashSet<String> {
         let got: Vec<Value> = agent
             .messages_on(topic)
             .iter()
             .filter_map(|m| m.json())
             .collect();
-        let seen: std::collections::HashSet<String> = messages_of(&got).into_iter().collect();
-        if want.iter().all(|w| seen.contains(w)) || std::time::Instant::now() >= deadline {
-            return seen;
+        messages_of(&got).into_iter().collect()
+    };
+    wait_until(LONG, || {
+        let seen = seen();
+        want.iter().all(|w| seen.contains(w))
+    });
+    seen()
+}
+
+/// Polls `ready` every 20 ms until it holds or `timeout` passes; returns whether it held. The
+/// one wait of the tests that have nothing to block on (broker state seen from outside).
+#[allow(dead_code)] // not every test file polls
+pub fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if ready() {
+            return true;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
