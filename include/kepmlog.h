@@ -228,7 +228,9 @@ typedef struct kepmlog_options kepmlog_options;
 
 /**
  * Counters of one logger (`kepmlog_stats`). `accepted = delivered + denied + failed + pending`;
- * `dropped` records were never accepted. Fields are only ever appended.
+ * `dropped` records were never accepted. Its size changes only with the major version (a
+ * caller compiled against an older header passes a smaller struct): counters added in a
+ * minor version get a getter of their own, as `kepmlog_logger_printed` did.
  */
 typedef struct kepmlog_logger_stats {
   /**

@@ -170,7 +170,9 @@ pub enum kepmlog_overflow {
 }
 
 /// Counters of one logger (`kepmlog_stats`). `accepted = delivered + denied + failed + pending`;
-/// `dropped` records were never accepted. Fields are only ever appended.
+/// `dropped` records were never accepted. Its size changes only with the major version (a
+/// caller compiled against an older header passes a smaller struct): counters added in a
+/// minor version get a getter of their own, as `kepmlog_logger_printed` did.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct kepmlog_logger_stats {
