@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 export TMPDIR=/tmp   # Mosquitto drops root and must read the devagent's temp files
 scripts/setup.sh
 
+echo "== imports: no two modules import each other"
+python3 scripts/check-imports.py
+
 echo "== rust: fmt, clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

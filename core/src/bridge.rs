@@ -3,7 +3,8 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
-use crate::{Level, Logger};
+use crate::level::Level;
+use crate::logger::Logger;
 
 thread_local! {
     /// Set on kepmlog's worker threads: whatever the libraries under it (rumqttc, rustls, ureq)

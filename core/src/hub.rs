@@ -17,9 +17,9 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 
+use crate::error::Error;
 use crate::queue::{Control, MemberSpec, Signal};
 use crate::worker::{self, WorkerConfig};
-use crate::Error;
 
 /// What makes two loggers' connections the same.
 #[derive(Clone, Debug, PartialEq, Eq)]

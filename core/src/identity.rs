@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use crate::error::Error;
 use crate::options::DEFAULT_API_BASE;
-use crate::Error;
 
 /// Environment variable the agent sets to the job's `id` (only when `mqttTopics` is declared).
 pub const ENV_JOB_ID: &str = "KEEPER_JOB_ID";
@@ -163,7 +163,7 @@ mod tests {
     fn job_ids() {
         assert!(validate_job_id("secrets-scanner").is_ok());
         let e = validate_job_id("secrets_scanner").unwrap_err();
-        assert_eq!(e.kind(), crate::ErrorKind::InvalidJobId);
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidJobId);
         assert!(e.to_string().contains("hyphens"), "{e}");
         assert_eq!(validate_job_id(""), Err(Error::MissingJobId));
         assert!(validate_job_id("a b").is_err());

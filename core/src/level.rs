@@ -1,7 +1,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::Error;
+use crate::error::Error;
 
 /// The six KeeperLogger levels, with their wire values (docs/kepm-contract.md).
 ///

@@ -5,13 +5,16 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Sender, TrySendError};
 use serde::Serialize;
 
+use crate::error::Error;
 use crate::hub::{self, Conn, Key};
 use crate::identity::{self, ENV_JOB_ID};
+use crate::level::Level;
 use crate::options::{self, Fallback, Options, Overflow};
+use crate::outcome::Outcome;
 use crate::queue::{Item, Kind, MemberSpec, Shared, Signal};
 use crate::record::{encode_ref, meta_ref};
 use crate::worker::WorkerConfig;
-use crate::{settings, text, tls, Error, Level, Outcome};
+use crate::{settings, text, tls};
 
 /// Largest event payload, in bytes of compact JSON.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -277,7 +280,7 @@ impl Logger {
             context,
         )?;
         if self.broker.is_none() {
-            self.print(&meta.text_line(SystemTime::now()));
+            self.print(&text::meta_ref_line(&meta, SystemTime::now()));
             return Ok(());
         }
         let payload = encode_ref(&meta);

@@ -17,8 +17,8 @@ pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `HOST:PORT`, with an IPv6 host in brackets (`[::1]:8675`): the broker option of every
 /// binding and of the CLI.
-pub fn parse_broker(text: &str) -> Result<(String, u16), crate::Error> {
-    let bad = |why: &str| crate::Error::InvalidOption {
+pub fn parse_broker(text: &str) -> Result<(String, u16), crate::error::Error> {
+    let bad = |why: &str| crate::error::Error::InvalidOption {
         option: "broker",
         reason: format!("{text:?} {why}; write HOST:PORT, e.g. 127.0.0.1:8675 or [::1]:8675"),
     };
@@ -43,9 +43,9 @@ pub fn parse_broker(text: &str) -> Result<(String, u16), crate::Error> {
 
 /// A broker host and port kepmlog can connect to (loopback or not is checked later, with the
 /// CA bundle in hand).
-pub fn check_broker(host: &str, port: u16) -> Result<(), crate::Error> {
+pub fn check_broker(host: &str, port: u16) -> Result<(), crate::error::Error> {
     if host.trim().is_empty() || port == 0 {
-        return Err(crate::Error::InvalidOption {
+        return Err(crate::error::Error::InvalidOption {
             option: "broker",
             reason: format!(
                 "{host:?}:{port} is not a host and port; pass e.g. host 127.0.0.1, port 8675"
@@ -56,9 +56,9 @@ pub fn check_broker(host: &str, port: u16) -> Result<(), crate::Error> {
 }
 
 /// A queue capacity: at least one record.
-pub fn check_queue_capacity(capacity: usize) -> Result<(), crate::Error> {
+pub fn check_queue_capacity(capacity: usize) -> Result<(), crate::error::Error> {
     if capacity == 0 {
-        return Err(crate::Error::InvalidOption {
+        return Err(crate::error::Error::InvalidOption {
             option: "queue_capacity",
             reason: format!("must be at least 1 (default {DEFAULT_QUEUE_CAPACITY})"),
         });
@@ -67,9 +67,9 @@ pub fn check_queue_capacity(capacity: usize) -> Result<(), crate::Error> {
 }
 
 /// A topic name kepmlog may publish events to: not empty, no wildcards, no NUL.
-pub fn check_event_topic(topic: &str) -> Result<(), crate::Error> {
+pub fn check_event_topic(topic: &str) -> Result<(), crate::error::Error> {
     if topic.is_empty() || topic.contains(['+', '#', '\0']) {
-        return Err(crate::Error::InvalidOption {
+        return Err(crate::error::Error::InvalidOption {
             option: "event_topic",
             reason: format!(
                 "{topic:?} is not a topic name (empty or has +, # or NUL); pass e.g. \"Jobs/my-job/events\""
@@ -106,11 +106,11 @@ pub enum Fallback {
 
 impl Overflow {
     /// `"drop"` or `"block"` (case-insensitive); `block` waits up to `block_timeout`.
-    pub fn parse(name: &str, block_timeout: Duration) -> Result<Overflow, crate::Error> {
+    pub fn parse(name: &str, block_timeout: Duration) -> Result<Overflow, crate::error::Error> {
         match name.trim().to_ascii_lowercase().as_str() {
             "drop" => Ok(Overflow::Drop),
             "block" => Ok(Overflow::Block(block_timeout)),
-            _ => Err(crate::Error::InvalidOption {
+            _ => Err(crate::error::Error::InvalidOption {
                 option: "overflow",
                 reason: format!("{name:?} is not one of \"drop\", \"block\""),
             }),
@@ -121,11 +121,11 @@ impl Overflow {
 impl Fallback {
     /// `"error"` or `"stderr"` (case-insensitive, surrounding white space ignored); anything
     /// else is an error naming the accepted values.
-    pub fn parse(text: &str) -> Result<Fallback, crate::Error> {
+    pub fn parse(text: &str) -> Result<Fallback, crate::error::Error> {
         match text.trim().to_ascii_lowercase().as_str() {
             "error" => Ok(Fallback::Error),
             "stderr" => Ok(Fallback::Stderr),
-            _ => Err(crate::Error::InvalidOption {
+            _ => Err(crate::error::Error::InvalidOption {
                 option: "fallback",
                 reason: format!("{text:?} is not one of \"error\", \"stderr\""),
             }),
@@ -140,13 +140,13 @@ impl Fallback {
     }
 
     /// The explicit choice, else `KEPMLOG_FALLBACK`, else [`Fallback::Error`].
-    pub(crate) fn resolve(explicit: Option<Fallback>) -> Result<Fallback, crate::Error> {
+    pub(crate) fn resolve(explicit: Option<Fallback>) -> Result<Fallback, crate::error::Error> {
         if let Some(f) = explicit {
             return Ok(f);
         }
         match std::env::var(ENV_FALLBACK) {
             Ok(v) if !v.trim().is_empty() => {
-                Fallback::parse(&v).map_err(|_| crate::Error::InvalidOption {
+                Fallback::parse(&v).map_err(|_| crate::error::Error::InvalidOption {
                     option: "fallback",
                     reason: format!("{ENV_FALLBACK}={v:?} is not one of \"error\", \"stderr\""),
                 })

@@ -1,6 +1,6 @@
 //! What a flush or a shutdown could not deliver: the one answer every binding maps.
 
-use crate::Error;
+use crate::error::Error;
 
 /// The result of [`Logger::flush_outcome`](crate::Logger::flush_outcome) and
 /// [`Logger::shutdown_outcome`](crate::Logger::shutdown_outcome), the same in every binding
@@ -66,7 +66,7 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
+    use crate::error::ErrorKind;
 
     #[test]
     fn one_order_of_errors() {

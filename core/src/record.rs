@@ -4,7 +4,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Level};
+use crate::error::Error;
+use crate::level::Level;
 
 /// Largest `Message`, in UTF-8 bytes, including the truncation marker. Larger messages are cut
 /// at a character boundary and end with [`TRUNCATION_MARKER`], so the operator sees that text
@@ -40,12 +41,12 @@ pub struct MetaData {
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct MetaRef<'a> {
     message_type: u8,
-    log_level: u8,
-    source: Cow<'a, str>,
-    category: Cow<'a, str>,
-    message: Cow<'a, str>,
-    correlation_id: Cow<'a, str>,
-    context: Cow<'a, str>,
+    pub(crate) log_level: u8,
+    pub(crate) source: Cow<'a, str>,
+    pub(crate) category: Cow<'a, str>,
+    pub(crate) message: Cow<'a, str>,
+    pub(crate) correlation_id: Cow<'a, str>,
+    pub(crate) context: Cow<'a, str>,
 }
 
 #[derive(Serialize)]
@@ -104,21 +105,6 @@ pub(crate) fn meta_ref<'a>(
         correlation_id: sanitize(correlation_id, MAX_LABEL_BYTES),
         context: sanitize(context, MAX_CONTEXT_BYTES),
     })
-}
-
-impl MetaRef<'_> {
-    /// The record as one stderr line (see `text.rs`), newline included.
-    pub(crate) fn text_line(&self, at: std::time::SystemTime) -> String {
-        crate::text::record_line(
-            at,
-            self.log_level,
-            &self.source,
-            &self.category,
-            &self.message,
-            &self.correlation_id,
-            &self.context,
-        )
-    }
 }
 
 /// The payload of one publish: exactly one JSON object with a fresh UUID v4 `Id`.

@@ -13,9 +13,9 @@ use time::OffsetDateTime;
 
 use serde::Deserialize;
 
+use crate::level::Level;
 use crate::queue::Kind;
-use crate::record::MetaData;
-use crate::Level;
+use crate::record::{MetaData, MetaRef};
 
 /// At most this many undelivered records are written at shutdown; the rest are counted.
 pub(crate) const MAX_UNDELIVERED_LINES: usize = 1000;
@@ -123,6 +123,19 @@ pub(crate) fn write_undelivered(lines: &[String], total: u64) -> u64 {
     shown as u64
 }
 
+/// A record built on the log path as one stderr line, newline included.
+pub(crate) fn meta_ref_line(meta: &MetaRef<'_>, at: SystemTime) -> String {
+    record_line(
+        at,
+        meta.log_level,
+        &meta.source,
+        &meta.category,
+        &meta.message,
+        &meta.correlation_id,
+        &meta.context,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,8 +171,9 @@ mod tests {
     fn payloads_become_their_line() {
         let t = UNIX_EPOCH;
         let meta =
-            crate::build_metadata(Level::Warning, "S", "Cat", "two\nlines", "", "k=v").unwrap();
-        let line = payload_line(t, Kind::Log, "S", &crate::encode(&meta));
+            crate::record::build_metadata(Level::Warning, "S", "Cat", "two\nlines", "", "k=v")
+                .unwrap();
+        let line = payload_line(t, Kind::Log, "S", &crate::record::encode(&meta));
         assert_eq!(
             line,
             "1970-01-01T00:00:00.000Z Warning  S [Cat] two lines (Context=k=v)\n"

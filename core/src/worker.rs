@@ -21,10 +21,11 @@ use rustls::ClientConfig;
 use tokio::time::Instant;
 
 use crate::ledger::{Ledger, Tracked};
+use crate::level::Level;
 use crate::queue::{Control, Item, Kind, MemberSpec, Settlements, Shared, Signal};
 use crate::record::{encode_ref, meta_ref, LOG_TOPIC};
 use crate::session::{reason_name, Incoming, Session, SessionError};
-use crate::{settings, text, tls, Level};
+use crate::{settings, text, tls};
 
 /// How often the worker looks around when nothing wakes it (drop reports, stop requests).
 const TICK: Duration = Duration::from_millis(100);

@@ -4,9 +4,16 @@
 use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
-use kepmlog_core::{Options, Outcome};
+use kepmlog_core::{Logger, Options, Outcome};
 
-use crate::*;
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::sync::{Mutex, OnceLock};
+
+use crate::args::{args_arg, level_arg, opt_str_arg, str_arg};
+use crate::status::kepmlog_status::*;
+use crate::status::{guard, kepmlog_status, Failure};
+use crate::types::{kepmlog_logger, kepmlog_logger_stats, kepmlog_options};
 
 /// Creates a logger and starts its background worker; returns at once (discovery and the
 /// connection happen on the worker, records logged meanwhile are queued). `options` is not
@@ -273,4 +280,25 @@ pub unsafe extern "C" fn kepmlog_logger_client_id(
         *out = l.client_id.as_ptr();
         Ok(())
     })
+}
+
+/// Addresses of live loggers, so that freeing a stale copy of a handle is refused instead of
+/// freeing twice (as far as the address has not been reused by a newer logger).
+pub(crate) fn live_loggers() -> &'static Mutex<HashSet<usize>> {
+    static LIVE: OnceLock<Mutex<HashSet<usize>>> = OnceLock::new();
+    LIVE.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+pub(crate) fn make_logger(options: Options, out: *mut *mut kepmlog_logger) -> Result<(), Failure> {
+    let inner = Logger::new(options)?;
+    let client_id = CString::new(inner.client_id()).unwrap_or_default();
+    let handle = Box::into_raw(Box::new(kepmlog_logger { inner, client_id }));
+    live_loggers()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(handle as usize);
+    // SAFETY: `out` was checked non-NULL by the caller of make_logger and points to writable
+    // storage for one pointer.
+    unsafe { *out = handle };
+    Ok(())
 }

@@ -4,9 +4,12 @@
 use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
-use kepmlog_core::Overflow;
+use kepmlog_core::{Options, Overflow};
 
-use crate::*;
+use crate::args::{args_arg, str_arg};
+use crate::status::kepmlog_status::*;
+use crate::status::{guard, kepmlog_status, Failure};
+use crate::types::kepmlog_options;
 
 /// Creates an options object with every field unset (job defaults). Free it with
 /// `kepmlog_options_free`; `kepmlog_logger_new` does not take ownership.

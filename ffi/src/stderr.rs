@@ -5,9 +5,10 @@ use std::ffi::{c_char, c_int};
 
 use kepmlog_core::Fallback;
 
-use crate::kepmlog_status::*;
-use crate::{guard, str_arg, Failure};
-use crate::{kepmlog_logger, kepmlog_options, kepmlog_status};
+use crate::args::str_arg;
+use crate::status::kepmlog_status::*;
+use crate::status::{guard, kepmlog_status, Failure};
+use crate::types::{kepmlog_logger, kepmlog_options};
 
 /// What creating a logger does without a job id (`kepmlog_options_set_fallback`).
 #[repr(C)]

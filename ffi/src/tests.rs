@@ -1,6 +1,10 @@
 //! Unit tests of the boundary itself; the C behaviour is tested from C in tests/c.
 
 use super::*;
+use crate::status::kepmlog_status::*;
+use crate::status::{guard, Failure};
+use kepmlog_core::{Error, ErrorKind};
+use std::ffi::c_int;
 use std::ffi::CStr;
 use std::path::Path;
 
