@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::{Error, SettingsMode};
+use crate::config::SettingsMode;
+use crate::error::Error;
 
+/// Where a job falls back to when Plugin Settings discovery fails (see docs/kepm-contract.md).
+pub const FALLBACK_BROKER: &str = "127.0.0.1:8675";
 /// The path a job task calls (matched case-insensitively, like ASP.NET routing).
 pub const SETTINGS_PATH: &str = "/api/PluginSettings/KeeperPrivilegeManager";
 const MAX_HEAD: usize = 16 * 1024;

@@ -20,8 +20,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
+use crate::agent::DevAgent;
+use crate::config::{Config, Received};
+use crate::error::Error;
 use crate::lint::{self, LintOptions, Os, API_BASE_PLACEHOLDER, LOG_TOPIC};
-use crate::{cmdline, schema, timefmt, view, Config, DevAgent, Error, Received};
+use crate::{cmdline, schema, timefmt, view};
 
 /// How long to wait, after a task exits, for what it published to reach the capture.
 const SETTLE: Duration = Duration::from_secs(5);
