@@ -19,6 +19,7 @@
 //! job's ACL, timeouts) and [`schema`] checks KeeperLogger payloads (docs/kepm-contract.md).
 
 mod agent;
+mod binary;
 mod broker;
 mod capture;
 pub mod cmdline;
@@ -27,6 +28,7 @@ mod error;
 mod https;
 pub mod lint;
 mod mosquitto_conf;
+mod os;
 mod plain;
 pub mod run;
 pub mod schema;

@@ -21,9 +21,11 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 
 use crate::agent::DevAgent;
+use crate::binary::resolve_binary;
 use crate::config::{Config, Received};
 use crate::error::Error;
-use crate::lint::{self, LintOptions, Os, API_BASE_PLACEHOLDER, LOG_TOPIC};
+use crate::lint::{self, LintOptions, API_BASE_PLACEHOLDER, LOG_TOPIC};
+use crate::os::Os;
 use crate::{cmdline, schema, timefmt, view};
 
 /// How long to wait, after a task exits, for what it published to reach the capture.
@@ -491,7 +493,7 @@ fn run_task(r: &mut TaskResult, task: &Value, env: &TaskEnv<'_>) {
         .get("executablePath")
         .and_then(Value::as_str)
         .filter(|p| !p.is_empty());
-    let binary = match lint::resolve_binary(&r.command, exe_path, env.agent_root, env.host) {
+    let binary = match resolve_binary(&r.command, exe_path, env.agent_root, env.host) {
         Ok(b) => b,
         Err(tried) => {
             r.error = Some(format!("binary not found (tried {})", tried.join(", ")));
