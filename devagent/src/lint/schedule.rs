@@ -3,6 +3,10 @@
 
 use std::time::SystemTime;
 
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::PrimitiveDateTime;
+
 use serde_json::{Map, Value};
 
 use super::finding::{kind, Linter};
@@ -195,9 +199,13 @@ fn is_day(s: &str) -> bool {
         .any(|d| *d == l || (l.len() == 3 && d.starts_with(&l)))
 }
 
-/// Checks a standard 5-field cron expression (minute hour day-of-month month day-of-week),
-/// with lists, ranges, steps, month and day names, and `?`, `L`, `W`, `#` where Quartz-style
-/// schedulers accept them.
+/// The five fields of the agent's cron, in order.
+const CRON_FIELDS: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
+
+/// Checks a standard 5-field Unix cron expression (minute hour day-of-month month
+/// day-of-week), with lists, ranges, steps, month and day names, and `?`, `L`, `W`, `#`
+/// where Quartz-style schedulers accept them. croner parses it; a failure is then narrowed
+/// down to the field that croner refuses, so the finding can name it.
 pub fn check_cron(expr: &str) -> Result<(), String> {
     let fields: Vec<&str> = expr.split_whitespace().collect();
     if fields.len() != 5 {
@@ -206,87 +214,60 @@ pub fn check_cron(expr: &str) -> Result<(), String> {
             fields.len()
         ));
     }
-    const MONTHS: &[&str] = &[
-        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-    ];
-    const DOWS: &[&str] = &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-    let specs: [(&str, u32, u32, &[&str], u32); 5] = [
-        ("minute", 0, 59, &[], 0),
-        ("hour", 0, 23, &[], 0),
-        ("day-of-month", 1, 31, &[], 0),
-        ("month", 1, 12, MONTHS, 1),
-        ("day-of-week", 0, 7, DOWS, 0),
-    ];
-    for (field, (name, lo, hi, names, base)) in fields.iter().zip(specs) {
-        let value = |s: &str| -> Result<u32, String> {
-            if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
-                return Ok(i as u32 + base);
-            }
-            let n: u32 = s
-                .parse()
-                .map_err(|_| format!("{name} field {field:?}: {s:?} is not a number"))?;
-            if n < lo || n > hi {
-                return Err(format!("{name} field {field:?}: {n} is outside {lo}-{hi}"));
-            }
-            Ok(n)
-        };
-        for item in field.split(',') {
-            if item == "?" && (name == "day-of-month" || name == "day-of-week") {
-                continue;
-            }
-            let special = match name {
-                "day-of-month" => {
-                    item == "L"
-                        || item == "LW"
-                        || item.strip_suffix('W').is_some_and(|d| value(d).is_ok())
-                }
-                "day-of-week" => {
-                    item == "L"
-                        || item.strip_suffix('L').is_some_and(|d| value(d).is_ok())
-                        || item.split_once('#').is_some_and(|(d, k)| {
-                            value(d).is_ok() && k.parse::<u8>().is_ok_and(|k| (1..=5).contains(&k))
-                        })
-                }
-                _ => false,
-            };
-            if special {
-                continue;
-            }
-            let (range, step) = match item.split_once('/') {
-                Some((r, s)) => {
-                    let step: u32 = s.parse().ok().filter(|s| *s > 0).ok_or(format!(
-                        "{name} field {field:?}: step {s:?} must be a positive number"
-                    ))?;
-                    (r, Some(step))
-                }
-                None => (item, None),
-            };
-            if range == "*" {
-                continue;
-            }
-            if range.is_empty() {
-                return Err(format!("{name} field {field:?} has an empty item"));
-            }
-            match range.split_once('-') {
-                Some((a, b)) => {
-                    let (a, b) = (value(a)?, value(b)?);
-                    if a > b {
-                        return Err(format!(
-                            "{name} field {field:?}: range {a}-{b} runs backwards"
-                        ));
-                    }
-                }
-                None => {
-                    value(range)?;
-                    let _ = step;
-                }
-            }
+    // Nicknames such as @daily are not part of the agent's five-field form.
+    if expr.contains('@') {
+        return Err(format!(
+            "{expr:?}: @ nicknames are not supported, write the five fields"
+        ));
+    }
+    // croner skips empty list items ("1,,2", ","): they are typos, and a stricter
+    // scheduler would refuse the job.
+    for (field, name) in fields.iter().zip(CRON_FIELDS) {
+        if field.split(',').any(str::is_empty) {
+            return Err(format!("{name} field {field:?} has an empty item"));
         }
     }
-    Ok(())
+    let parse = |e: &str| cron_parser().parse(e).map(|_| ());
+    let Err(whole) = parse(expr) else {
+        return Ok(());
+    };
+    for (i, (field, name)) in fields.iter().zip(CRON_FIELDS).enumerate() {
+        let mut alone = ["*"; 5];
+        alone[i] = field;
+        if let Err(e) = parse(&alone.join(" ")) {
+            return Err(format!("{name} field {field:?}: {}", cron_reason(&e)));
+        }
+    }
+    Err(cron_reason(&whole))
 }
 
-/// Parses `YYYY-MM-DDTHH:MM[:SS[.fff]]` followed by `Z` or `+00:00`.
+fn cron_parser() -> croner::parser::CronParser {
+    use croner::parser::{CronParser, Seconds, Year};
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build()
+}
+
+/// croner's message without its "Component error: " style prefix.
+fn cron_reason(e: &croner::errors::CronError) -> String {
+    use croner::errors::CronError;
+    match e {
+        CronError::InvalidPattern(m)
+        | CronError::IllegalCharacters(m)
+        | CronError::ComponentError(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `2030-01-31T02:00[:00[.fff]]`: what stands before the zone in a runAt time.
+const RUN_AT: &[BorrowedFormatItem<'_>] = format_description!(
+    "[year]-[month]-[day]T[hour]:[minute][optional [:[second][optional [.[subsecond]]]]]"
+);
+
+/// Parses `YYYY-MM-DDTHH:MM[:SS[.fff]]` followed by `Z` or `+00:00` (`t` or a space may
+/// stand for the `T`). A fraction of a second is accepted and dropped: the agent schedules
+/// whole seconds.
 pub fn parse_utc(s: &str) -> Result<SystemTime, String> {
     let (body, zone) = if let Some(b) = s.strip_suffix('Z').or_else(|| s.strip_suffix('z')) {
         (b, "Z")
@@ -300,64 +281,16 @@ pub fn parse_utc(s: &str) -> Result<SystemTime, String> {
     } else {
         (s, "")
     };
-    let (date, time) = body
-        .split_once(['T', 't', ' '])
-        .ok_or("expected a date and a time separated by T")?;
-    let d: Vec<&str> = date.split('-').collect();
-    let num = |x: &str, len: usize, what: &str| -> Result<u64, String> {
-        if x.len() != len || !x.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("bad {what} {x:?}"));
-        }
-        x.parse().map_err(|_| format!("bad {what} {x:?}"))
+    let body = match body.as_bytes().get(10) {
+        Some(b't' | b' ') => format!("{}T{}", &body[..10], &body[11..]),
+        _ => body.to_string(),
     };
-    if d.len() != 3 {
-        return Err("the date must be YYYY-MM-DD".into());
-    }
-    let (y, mo, da) = (
-        num(d[0], 4, "year")?,
-        num(d[1], 2, "month")?,
-        num(d[2], 2, "day")?,
-    );
-    let t: Vec<&str> = time.split(':').collect();
-    if t.len() < 2 || t.len() > 3 {
-        return Err("the time must be HH:MM or HH:MM:SS".into());
-    }
-    let h = num(t[0], 2, "hour")?;
-    let mi = num(t[1], 2, "minute")?;
-    let sec = match t.get(2) {
-        Some(s) => {
-            let whole = s.split_once('.').map_or(*s, |(w, frac)| {
-                if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
-                    "x"
-                } else {
-                    w
-                }
-            });
-            num(whole, 2, "second")?
+    let t = PrimitiveDateTime::parse(&body, RUN_AT).map_err(|e| match e {
+        time::error::Parse::TryFromParsed(e) => {
+            format!("{body} is not a calendar date and time ({e})")
         }
-        None => 0,
-    };
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let mdays = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&mo) || da == 0 || da > mdays[(mo - 1) as usize] {
-        return Err(format!("{date} is not a calendar date"));
-    }
-    if h > 23 || mi > 59 || sec > 59 {
-        return Err(format!("{time} is not a time of day"));
-    }
+        e => format!("expected YYYY-MM-DDTHH:MM:SS ({e})"),
+    })?;
     match zone {
         "Z" => {}
         "offset" => {
@@ -365,17 +298,8 @@ pub fn parse_utc(s: &str) -> Result<SystemTime, String> {
         }
         _ => return Err("no time zone: end with Z to say UTC".into()),
     }
-    // days_from_civil (Howard Hinnant).
-    let (yy, m) = (y as i64 - i64::from(mo <= 2), mo as i64);
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + da as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + (h * 3600 + mi * 60 + sec) as i64;
-    let secs =
-        u64::try_from(secs).map_err(|_| "dates before 1970 are not supported".to_string())?;
-    Ok(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    let t = t.replace_nanosecond(0).map_err(|e| e.to_string())?;
+    Ok(SystemTime::from(t.assume_utc()))
 }
 
 #[cfg(test)]
@@ -411,9 +335,36 @@ mod tests {
             "a * * * *",
             ", * * * *",
             "* * * FOO *",
+            "@daily",
+            "0 0 32 * *",
+            "0 0 * * 1#6",
+            "0-60 * * * *",
+            "0 0 ? * ?x",
+            "1,,2 * * * *",
         ] {
             assert!(check_cron(bad).is_err(), "{bad}");
         }
+        for ok in [
+            "0 0 * * SUN-SAT",
+            "0 0 LW * *",
+            "0 12 1-7 * MON",
+            "0 0 1 jan,jul *",
+        ] {
+            assert_eq!(check_cron(ok), Ok(()), "{ok}");
+        }
+        // The finding names the field and what is wrong with it.
+        for (bad, field) in [
+            ("60 * * * *", "minute field \"60\""),
+            ("* 24 * * *", "hour field \"24\""),
+            ("* * 0 * *", "day-of-month field \"0\""),
+            ("* * * 13 *", "month field \"13\""),
+            ("* * * * 8", "day-of-week field \"8\""),
+        ] {
+            let e = check_cron(bad).expect_err(bad);
+            assert!(e.starts_with(field), "{bad}: {e}");
+        }
+        let e = check_cron("0 0 * * * *").expect_err("six fields");
+        assert!(e.contains("has 6 field(s), expected 5"), "{e}");
     }
 
     #[test]
@@ -427,5 +378,15 @@ mod tests {
         assert!(parse_utc("2031-02-29T00:00:00Z").is_err());
         assert!(parse_utc("2030-1-31T02:03:00Z").is_err());
         assert!(parse_utc("tomorrow").is_err());
+        let t = parse_utc("2030-01-31 02:03Z").expect("HH:MM and a space");
+        assert_eq!(crate::timefmt::rfc3339_utc(t), "2030-01-31T02:03:00.000Z");
+        assert!(parse_utc("2030-01-31T24:00:00Z").is_err());
+        assert!(parse_utc("2030-02-30T00:00:00Z").is_err());
+        assert!(parse_utc("2030-01-31T02:03:00")
+            .expect_err("no zone")
+            .contains("end with Z"));
+        assert!(parse_utc("2030-01-31T02:03:00+02:00")
+            .expect_err("offset")
+            .contains("non-UTC offset"));
     }
 }
