@@ -122,16 +122,13 @@ fn unknown(out: &mut Vec<String>, prefix: &str, obj: &Map<String, Value>, known:
     }
 }
 
-/// `xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx`, any hex case.
+/// `xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx`, any hex case: the hyphenated form (the
+/// only one 36 characters long; `uuid` also parses the simple, braced and URN forms) of a
+/// version-4 UUID with the RFC 4122 variant.
 pub fn is_uuid_v4(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
-        && b[14] == b'4'
-        && matches!(b[19].to_ascii_lowercase(), b'8' | b'9' | b'a' | b'b')
+    s.len() == 36
+        && uuid::Uuid::try_parse(s)
+            .is_ok_and(|u| u.get_version_num() == 4 && u.get_variant() == uuid::Variant::RFC4122)
 }
 
 #[cfg(test)]
@@ -201,5 +198,12 @@ mod tests {
         assert!(is_uuid_v4("0f8fad5b-d9cb-469f-a165-70867728950e"));
         assert!(!is_uuid_v4("0f8fad5b-d9cb-469f-c165-70867728950e"));
         assert!(!is_uuid_v4("0f8fad5bd9cb469fa16570867728950e"));
+        assert!(is_uuid_v4("0F8FAD5B-D9CB-469F-A165-70867728950E"));
+        assert!(!is_uuid_v4("0f8fad5b-d9cb-369f-a165-70867728950e"));
+        assert!(!is_uuid_v4("{0f8fad5b-d9cb-469f-a165-70867728950e}"));
+        assert!(!is_uuid_v4("urn:uuid:0f8fad5b-d9cb-469f-a165-70867728950e"));
+        assert!(!is_uuid_v4("0f8fad5b-d9cb-469f-a165-70867728950"));
+        assert!(!is_uuid_v4("0f8fad5b-d9cb-469f-a165_70867728950e"));
+        assert!(!is_uuid_v4("0f8fad5b-d9cb-469f-a165-70867728950g"));
     }
 }
