@@ -32,6 +32,7 @@ mod os;
 mod plain;
 pub mod run;
 pub mod schema;
+mod schemas;
 mod tempdir;
 pub mod timefmt;
 mod tls;

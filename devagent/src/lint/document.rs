@@ -1,5 +1,5 @@
-//! The job's own fields: `id` (equal to the file name, no `_`), `name`, `description`,
-//! `enabled`, `parameters`.
+//! The job's own fields beyond their shape (schemas/job.schema.json): `id` equal to the
+//! file name and without `_`, a `name`, `enabled` true.
 
 use serde_json::{Map, Value};
 
@@ -7,22 +7,8 @@ use super::finding::Linter;
 
 impl Linter<'_> {
     pub(super) fn check_id(&mut self, root: &Map<String, Value>, stem: &str) -> Option<String> {
-        let id = match root.get("id") {
-            None => {
-                self.error(
-                    "$.id",
-                    "id-missing",
-                    "the job has no \"id\"".into(),
-                    &format!("add \"id\": {stem:?} (the file name without .json)"),
-                );
-                return None;
-            }
-            Some(Value::String(s)) => s.clone(),
-            Some(v) => {
-                self.field_type("$.id", v, "a string", "the job id, equal to the file name");
-                return None;
-            }
-        };
+        // Missing or not a string: the schema reported it.
+        let id = root.get("id")?.as_str()?.to_string();
         if id.contains('_') {
             self.error(
                 "$.id",
@@ -60,46 +46,23 @@ impl Linter<'_> {
         Some(id)
     }
 
-    /// `name` (a warning when missing: KEEPER_JOB_NAME comes from it), `description`,
-    /// `enabled`.
+    /// `name` (KEEPER_JOB_NAME comes from it) and `enabled`; their types are the schema's.
     pub(super) fn check_document_fields(&mut self, root: &Map<String, Value>) {
-        for (key, what) in [("name", "the job's display name"), ("description", "text")] {
-            match root.get(key) {
-                None if key == "name" => self.warning(
-                    "$.name",
-                    "name-missing",
-                    "the job has no name: KEEPER_JOB_NAME will be empty".into(),
-                    "add \"name\": \"A readable name\"",
-                ),
-                Some(v) if !v.is_string() => {
-                    self.field_type(&format!("$.{key}"), v, "a string", what)
-                }
-                _ => {}
-            }
+        if root.get("name").is_none() {
+            self.warning(
+                "$.name",
+                "name-missing",
+                "the job has no name: KEEPER_JOB_NAME will be empty".into(),
+                "add \"name\": \"A readable name\"",
+            );
         }
-        match root.get("enabled") {
-            None => self.error(
-                "$.enabled",
-                "enabled-missing",
-                "\"enabled\" is missing: the agent only runs enabled jobs".into(),
-                "add \"enabled\": true",
-            ),
-            Some(Value::Bool(true)) => {}
-            Some(Value::Bool(false)) => self.warning(
+        if root.get("enabled") == Some(&Value::Bool(false)) {
+            self.warning(
                 "$.enabled",
                 "enabled-false",
                 "the job is disabled: the agent will neither schedule nor trigger it".into(),
                 "set \"enabled\": true when it should run",
-            ),
-            Some(v) => self.field_type("$.enabled", v, "true or false", "whether the job runs"),
-        }
-    }
-
-    pub(super) fn check_parameters(&mut self, root: &Map<String, Value>) {
-        if let Some(p) = root.get("parameters") {
-            if !(p.is_object() || p.is_array()) {
-                self.field_type("$.parameters", p, "an object or an array", "job parameters");
-            }
+            );
         }
     }
 }

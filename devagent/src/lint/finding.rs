@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// Error: the agent would reject or fail the job. Warning: probably a mistake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -122,35 +122,21 @@ impl Linter<'_> {
         self.push(Severity::Warning, path, rule, msg, fix);
     }
 
-    pub(super) fn field_type(&mut self, path: &str, v: &Value, want: &str, what: &str) {
-        self.error(
-            path,
-            "field-type",
-            format!("expected {want} ({what}), found {}", kind(v)),
-            &format!("make it {want}"),
-        );
-    }
-
-    pub(super) fn unknown_fields(&mut self, path: &str, obj: &Map<String, Value>, known: &[&str]) {
-        for key in obj.keys() {
-            if known.contains(&key.as_str()) {
-                continue;
-            }
-            let p = format!("{path}.{key}");
-            match known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
-                Some(k) => self.warning(
-                    &p,
-                    "unknown-field",
-                    format!("unknown field {key:?}; the documented name is {k:?}"),
-                    &format!("rename it to {k:?}"),
-                ),
-                None => self.warning(
-                    &p,
-                    "unknown-field",
-                    format!("unknown field {key:?} (ignored)"),
-                    &format!("remove it, or use one of: {}", known.join(", ")),
-                ),
-            }
+    /// A key the schema does not know, with the documented name when only its case differs.
+    pub(super) fn unknown_field(&mut self, path: &str, key: &str, known: &[&str]) {
+        match known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+            Some(k) => self.warning(
+                path,
+                "unknown-field",
+                format!("unknown field {key:?}; the documented name is {k:?}"),
+                &format!("rename it to {k:?}"),
+            ),
+            None => self.warning(
+                path,
+                "unknown-field",
+                format!("unknown field {key:?} (ignored)"),
+                &format!("remove it, or use one of: {}", known.join(", ")),
+            ),
         }
     }
 }

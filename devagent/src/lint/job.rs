@@ -1,26 +1,13 @@
-//! Linting one job file: reading and parsing it, then every rule family in turn.
+//! Linting one job file: reading and parsing it, its shape against the schema, then every
+//! rule family in turn.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::finding::{kind, Finding, Linter, Severity};
+use super::finding::{Finding, Linter, Severity};
 use crate::os::Os;
-
-const ROOT_FIELDS: &[&str] = &[
-    "id",
-    "name",
-    "description",
-    "enabled",
-    "schedule",
-    "events",
-    "osFilter",
-    "mqttTopics",
-    "eventTopic",
-    "parameters",
-    "tasks",
-];
 
 /// How to lint.
 #[derive(Clone, Debug)]
@@ -154,16 +141,11 @@ pub fn lint_value(
         file,
         out: Vec::new(),
     };
+    l.check_structure(job, stem);
+    // Not an object: the schema said so (json-root), and no other rule applies.
     let Some(root) = job.as_object() else {
-        l.error(
-            "$",
-            "json-root",
-            format!("the job must be a JSON object, not {}", kind(job)),
-            "wrap the job in { ... } with id, enabled, schedule, osFilter, mqttTopics and tasks",
-        );
         return l.out;
     };
-    l.unknown_fields("$", root, ROOT_FIELDS);
     let id = l.check_id(root, stem);
     l.check_document_fields(root);
     let has_events = l.check_events(root);
@@ -171,7 +153,6 @@ pub fn lint_value(
     let host_included = l.check_os_filter(root, opts.host);
     let publications = l.check_mqtt(root);
     l.check_event_topic(root, id.as_deref(), publications.as_deref());
-    l.check_parameters(root);
     l.check_tasks(root, agent_root, host_included, opts.host);
     l.out
 }

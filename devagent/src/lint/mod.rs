@@ -6,8 +6,9 @@
 //! whether it is an error (the agent would reject the job, or the task could not log) or a
 //! warning (probably a mistake), and the fix.
 //!
-//! One module per rule family (`document`, `schedule`, `events`, `topics`, `tasks`), each
-//! adding its checks to the shared [`Linter`](finding) of `finding`; `job` reads the file and
+//! `structure` checks the job's shape against schemas/job.schema.json; one module per rule
+//! family (`document`, `schedule`, `events`, `topics`, `tasks`) adds the rules a schema
+//! cannot express. All report through the `Linter` of `finding`; `job` reads the file and
 //! runs them in order.
 
 mod document;
@@ -15,6 +16,7 @@ mod events;
 mod finding;
 mod job;
 mod schedule;
+mod structure;
 mod tasks;
 mod topics;
 

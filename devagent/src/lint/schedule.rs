@@ -9,7 +9,7 @@ use time::PrimitiveDateTime;
 
 use serde_json::{Map, Value};
 
-use super::finding::{kind, Linter};
+use super::finding::Linter;
 
 const SCHEDULE_MODES: &[&str] = &["intervalMinutes", "cronExpression", "runAt", "calendar"];
 const DAYS: &[&str] = &[
@@ -23,6 +23,8 @@ const DAYS: &[&str] = &[
 ];
 
 impl Linter<'_> {
+    /// That the job runs at all, one mode, cron syntax, runAt in the future, calendar day
+    /// names. The types and ranges of the fields are the schema's.
     pub(super) fn check_schedule(
         &mut self,
         root: &Map<String, Value>,
@@ -42,15 +44,8 @@ impl Linter<'_> {
             return;
         };
         let Some(obj) = schedule.as_object() else {
-            self.field_type(
-                "$.schedule",
-                schedule,
-                "an object",
-                "exactly one of intervalMinutes, cronExpression, runAt, calendar",
-            );
             return;
         };
-        self.unknown_fields("$.schedule", obj, SCHEDULE_MODES);
         let modes: Vec<&str> = SCHEDULE_MODES
             .iter()
             .copied()
@@ -69,22 +64,8 @@ impl Linter<'_> {
                 "keep exactly one of intervalMinutes, cronExpression, runAt, calendar",
             );
         }
-        if let Some(v) = obj.get("intervalMinutes").filter(|v| !v.is_null()) {
-            if v.as_u64().is_none_or(|n| n == 0) {
-                self.error(
-                    "$.schedule.intervalMinutes",
-                    "schedule-interval",
-                    format!("intervalMinutes must be a positive whole number, found {v}"),
-                    "e.g. \"intervalMinutes\": 60",
-                );
-            }
-        }
-        if let Some(v) = obj.get("cronExpression").filter(|v| !v.is_null()) {
-            let r = match v.as_str() {
-                Some(s) => check_cron(s),
-                None => Err(format!("found {}, not a string", kind(v))),
-            };
-            if let Err(e) = r {
+        if let Some(Value::String(s)) = obj.get("cronExpression") {
+            if let Err(e) = check_cron(s) {
                 self.error(
                     "$.schedule.cronExpression",
                     "schedule-cron",
@@ -93,12 +74,8 @@ impl Linter<'_> {
                 );
             }
         }
-        if let Some(v) = obj.get("runAt").filter(|v| !v.is_null()) {
-            match v
-                .as_str()
-                .ok_or("not a string".to_string())
-                .and_then(parse_utc)
-            {
+        if let Some(v @ Value::String(s)) = obj.get("runAt") {
+            match parse_utc(s) {
                 Ok(t) => {
                     if t < now {
                         self.warning(
@@ -117,77 +94,18 @@ impl Linter<'_> {
                 ),
             }
         }
-        if let Some(v) = obj.get("calendar").filter(|v| !v.is_null()) {
-            self.check_calendar(v);
-        }
-    }
-
-    pub(super) fn check_calendar(&mut self, v: &Value) {
-        const FIX: &str =
-            "write \"calendar\": [{\"time\": \"02:30\", \"daysOfWeek\": [\"Monday\", \"Friday\"]}]";
-        let Some(list) = v.as_array().filter(|l| !l.is_empty()) else {
-            self.error(
-                "$.schedule.calendar",
-                "schedule-calendar",
-                format!("calendar must be a non-empty array, found {v}"),
-                FIX,
-            );
-            return;
-        };
-        for (i, e) in list.iter().enumerate() {
-            let p = format!("$.schedule.calendar[{i}]");
-            let Some(obj) = e.as_object() else {
-                self.error(
-                    &p,
-                    "schedule-calendar",
-                    format!("a calendar entry must be an object, found {}", kind(e)),
-                    FIX,
-                );
-                continue;
-            };
-            self.unknown_fields(&p, obj, &["time", "daysOfWeek"]);
-            let time_ok = obj.get("time").and_then(Value::as_str).is_some_and(|t| {
-                let b = t.as_bytes();
-                b.len() == 5
-                    && b[2] == b':'
-                    && t[..2].parse::<u8>().is_ok_and(|h| h < 24)
-                    && t[3..].parse::<u8>().is_ok_and(|m| m < 60)
-                    && t[..2]
-                        .bytes()
-                        .chain(t[3..].bytes())
-                        .all(|c| c.is_ascii_digit())
-            });
-            if !time_ok {
-                self.error(
-                    &format!("{p}.time"),
-                    "schedule-calendar",
-                    format!(
-                        "time must be \"HH:MM\" (24-hour), found {}",
-                        obj.get("time").map_or("nothing".into(), |t| t.to_string())
-                    ),
-                    FIX,
-                );
-            }
-            let days = obj.get("daysOfWeek").and_then(Value::as_array);
-            match days {
-                Some(d) if !d.is_empty() => {
-                    for (j, day) in d.iter().enumerate() {
-                        if !day.as_str().is_some_and(is_day) {
-                            self.error(
-                                &format!("{p}.daysOfWeek[{j}]"),
-                                "schedule-calendar",
-                                format!("{day} is not a day of the week"),
-                                "use English day names: \"Monday\" .. \"Sunday\"",
-                            );
-                        }
-                    }
+        let entries = obj.get("calendar").and_then(Value::as_array);
+        for (i, e) in entries.into_iter().flatten().enumerate() {
+            let days = e.get("daysOfWeek").and_then(Value::as_array);
+            for (j, day) in days.into_iter().flatten().enumerate() {
+                if day.as_str().is_some_and(|d| !is_day(d)) {
+                    self.error(
+                        &format!("$.schedule.calendar[{i}].daysOfWeek[{j}]"),
+                        "schedule-calendar",
+                        format!("{day} is not a day of the week"),
+                        "use English day names: \"Monday\" .. \"Sunday\"",
+                    );
                 }
-                _ => self.error(
-                    &format!("{p}.daysOfWeek"),
-                    "schedule-calendar",
-                    "daysOfWeek must be a non-empty array of day names".into(),
-                    FIX,
-                ),
             }
         }
     }

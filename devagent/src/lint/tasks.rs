@@ -16,18 +16,6 @@ pub const API_BASE_PLACEHOLDER: &str = "{KeeperApiBaseUrl}";
 /// The argument that hands a tool the agent's API base (kepmlog reads it).
 pub const API_BASE_ARGUMENT: &str = "--keeper-api-base={KeeperApiBaseUrl}";
 
-const TASK_FIELDS: &[&str] = &[
-    "id",
-    "name",
-    "command",
-    "arguments",
-    "executablePath",
-    "ExecutionType",
-    "timeoutSeconds",
-    "continueOnFailure",
-    "scriptType",
-];
-const EXECUTION_TYPES: &[&str] = &["Service", "User", "UserDesktop"];
 const SCRIPT_TYPES: &[&str] = &["Auto", "PowerShell", "Bash", "Shell", "Python", "Batch"];
 
 impl Linter<'_> {
@@ -38,31 +26,16 @@ impl Linter<'_> {
         host_included: bool,
         host: Os,
     ) {
-        let list = match root.get("tasks") {
-            Some(Value::Array(l)) if !l.is_empty() => l,
-            Some(Value::Array(_)) | None => {
-                self.error(
-                    "$.tasks",
-                    "tasks-missing",
-                    "the job has no tasks".into(),
-                    "add \"tasks\": [{\"id\": \"main\", \"command\": \"my-tool\", \"arguments\": \
-                     \"--keeper-api-base={KeeperApiBaseUrl}\"}]",
-                );
-                return;
-            }
-            Some(v) => {
-                self.field_type("$.tasks", v, "an array", "the tasks to run in order");
-                return;
-            }
+        // Missing, empty or not an array: the schema reported it.
+        let Some(list) = root.get("tasks").and_then(Value::as_array) else {
+            return;
         };
         let mut ids = HashSet::new();
         for (i, t) in list.iter().enumerate() {
             let p = format!("$.tasks[{i}]");
             let Some(task) = t.as_object() else {
-                self.field_type(&p, t, "an object", "one task");
                 continue;
             };
-            self.unknown_fields(&p, task, TASK_FIELDS);
             match task.get("id") {
                 None => self.warning(
                     &format!("{p}.id"),
@@ -80,10 +53,7 @@ impl Linter<'_> {
                         );
                     }
                 }
-                Some(v) => self.field_type(&format!("{p}.id"), v, "a string", "the task id"),
-            }
-            if let Some(v) = task.get("name").filter(|v| !v.is_string()) {
-                self.field_type(&format!("{p}.name"), v, "a string", "the task name");
+                Some(_) => {}
             }
             let command = match task.get("command") {
                 Some(Value::String(c)) if !c.trim().is_empty() => {
@@ -99,62 +69,20 @@ impl Linter<'_> {
                     }
                     Some(c.as_str())
                 }
-                _ => {
-                    self.error(
-                        &format!("{p}.command"),
-                        "task-command",
-                        "the task has no \"command\"".into(),
-                        "set \"command\" to the tool's name: the agent runs \
-                         Jobs/bin/{command}/{command}",
-                    );
-                    None
-                }
+                _ => None,
             };
             self.check_arguments(&p, task);
-            if let Some(v) = task.get("ExecutionType") {
-                match v.as_str() {
-                    Some(s) if EXECUTION_TYPES.contains(&s) => {}
-                    _ => self.error(
-                        &format!("{p}.ExecutionType"),
-                        "task-execution-type",
-                        format!("unknown ExecutionType {v}"),
-                        "use \"Service\" (the default), \"User\" or \"UserDesktop\"",
-                    ),
-                }
-            }
-            if let Some(v) = task.get("timeoutSeconds") {
-                if v.as_u64().is_none_or(|n| n == 0) {
-                    self.error(
-                        &format!("{p}.timeoutSeconds"),
-                        "task-timeout",
-                        format!("timeoutSeconds must be a positive whole number, found {v}"),
-                        "e.g. \"timeoutSeconds\": 300",
-                    );
-                }
-            }
-            if let Some(v) = task.get("continueOnFailure").filter(|v| !v.is_boolean()) {
-                self.field_type(
-                    &format!("{p}.continueOnFailure"),
-                    v,
-                    "true or false",
-                    "whether later tasks run after this one fails",
-                );
-            }
-            if let Some(v) = task.get("scriptType") {
-                if !v
-                    .as_str()
-                    .is_some_and(|s| SCRIPT_TYPES.iter().any(|k| k.eq_ignore_ascii_case(s)))
-                {
+            if let Some(Value::String(s)) = task.get("scriptType") {
+                if !SCRIPT_TYPES.iter().any(|k| k.eq_ignore_ascii_case(s)) {
                     self.warning(
                         &format!("{p}.scriptType"),
                         "task-script-type",
-                        format!("unrecognised scriptType {v}"),
+                        format!("unrecognised scriptType {s:?}"),
                         "use \"Auto\" (the agent picks the interpreter from the file)",
                     );
                 }
             }
             let exe_path = match task.get("executablePath") {
-                None | Some(Value::Null) => None,
                 Some(Value::String(s)) if !s.is_empty() => {
                     if !Path::new(s).is_absolute() {
                         self.error(
@@ -168,15 +96,7 @@ impl Linter<'_> {
                         Some(s.as_str())
                     }
                 }
-                Some(v) => {
-                    self.field_type(
-                        &format!("{p}.executablePath"),
-                        v,
-                        "a non-empty string",
-                        "the binary's absolute path",
-                    );
-                    None
-                }
+                _ => None,
             };
             if host_included {
                 if let Some(cmd) = command {
@@ -233,46 +153,8 @@ impl Linter<'_> {
                 return;
             }
             Some(Value::String(line)) => line,
-            Some(Value::Array(list)) => {
-                // Non-string elements are written as their JSON text: the suggestion is
-                // what the author most likely meant, and it stays copy-pasteable.
-                let words: Vec<String> = list
-                    .iter()
-                    .map(|a| match a {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect();
-                let joined = if words.is_empty() {
-                    API_BASE_ARGUMENT.to_string()
-                } else {
-                    cmdline::join_command_line(&words)
-                };
-                self.error(
-                    &path,
-                    "task-arguments",
-                    "arguments is an array, but the agent takes one string, a command line it \
-                     splits into the task's arguments (whitespace separates, double quotes group)"
-                        .into(),
-                    &format!("write \"arguments\": {}", Value::from(joined)),
-                );
-                return;
-            }
-            Some(v) => {
-                self.error(
-                    &path,
-                    "task-arguments",
-                    format!(
-                        "arguments must be one string, a command line, found {}",
-                        kind(v)
-                    ),
-                    &format!(
-                        "write \"arguments\": {}",
-                        Value::from(format!("{API_BASE_ARGUMENT} ..."))
-                    ),
-                );
-                return;
-            }
+            // Not a string: the schema reported it, with arguments_not_a_string's fix.
+            Some(_) => return,
         };
         if !line.contains(API_BASE_PLACEHOLDER) {
             self.warning(
@@ -291,5 +173,44 @@ impl Linter<'_> {
                 ),
             );
         }
+    }
+}
+
+/// The message and fix when `arguments` is not a string: for an array, the one string the
+/// agent would split back into its elements.
+pub(super) fn arguments_not_a_string(v: &Value) -> (String, String) {
+    match v {
+        Value::Array(list) => {
+            // Non-string elements are written as their JSON text: the suggestion is what the
+            // author most likely meant, and it stays copy-pasteable.
+            let words: Vec<String> = list
+                .iter()
+                .map(|a| match a {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            let joined = if words.is_empty() {
+                API_BASE_ARGUMENT.to_string()
+            } else {
+                cmdline::join_command_line(&words)
+            };
+            (
+                "arguments is an array, but the agent takes one string, a command line it \
+                 splits into the task's arguments (whitespace separates, double quotes group)"
+                    .into(),
+                format!("write \"arguments\": {}", Value::from(joined)),
+            )
+        }
+        v => (
+            format!(
+                "arguments must be one string, a command line, found {}",
+                kind(v)
+            ),
+            format!(
+                "write \"arguments\": {}",
+                Value::from(format!("{API_BASE_ARGUMENT} ..."))
+            ),
+        ),
     }
 }

@@ -10,52 +10,28 @@ pub const LOG_TOPIC: &str = "KeeperLogger";
 const MQTT_FIELDS: &[&str] = &["allowedPublications", "allowedSubscriptions"];
 
 impl Linter<'_> {
-    /// Returns allowedPublications when it is a usable list.
+    /// Returns allowedPublications when it is a usable list. That mqttTopics is there and
+    /// its shape are the schema's.
     pub(super) fn check_mqtt(&mut self, root: &Map<String, Value>) -> Option<Vec<String>> {
-        const FIX: &str = "add \"mqttTopics\": {\"allowedPublications\": [\"KeeperLogger\"], \
-                           \"allowedSubscriptions\": []}";
-        let Some(m) = root.get("mqttTopics") else {
-            self.error(
-                "$.mqttTopics",
-                "mqtt-topics-missing",
-                "no \"mqttTopics\": the agent does not set KEEPER_JOB_ID/KEEPER_JOB_NAME and \
-                 the broker lets the task publish nothing"
-                    .into(),
-                FIX,
-            );
-            return None;
-        };
-        let Some(obj) = m.as_object() else {
-            self.field_type(
-                "$.mqttTopics",
-                m,
-                "an object",
-                "allowedPublications and allowedSubscriptions",
-            );
-            return None;
-        };
-        self.unknown_fields("$.mqttTopics", obj, MQTT_FIELDS);
+        let obj = root.get("mqttTopics")?.as_object()?;
         let mut publications = None;
         for key in MQTT_FIELDS {
-            let p = format!("$.mqttTopics.{key}");
-            let Some(v) = obj.get(*key) else {
-                continue;
-            };
-            let Some(list) = v.as_array() else {
-                self.field_type(&p, v, "an array of topic strings", key);
+            let Some(list) = obj.get(*key).and_then(Value::as_array) else {
                 continue;
             };
             let mut topics = Vec::new();
             for (i, t) in list.iter().enumerate() {
-                match t.as_str() {
-                    Some(s) if topic::is_topic_filter(s) => topics.push(s.to_string()),
-                    _ => self.error(
-                        &format!("{p}[{i}]"),
+                let Some(s) = t.as_str() else { continue };
+                if topic::is_topic_filter(s) {
+                    topics.push(s.to_string());
+                } else {
+                    self.error(
+                        &format!("$.mqttTopics.{key}[{i}]"),
                         "mqtt-topic",
                         format!("{t} is not a usable MQTT topic"),
                         "use a non-empty topic string without spaces at either end, with + and # \
                          only as whole levels (# last), e.g. \"Jobs/my-job/events\"",
-                    ),
+                    );
                 }
             }
             if *key == "allowedPublications" {
@@ -103,7 +79,7 @@ impl Linter<'_> {
                     );
                 }
             }
-            Some(v) => self.field_type("$.eventTopic", v, "a string", "the event topic"),
+            Some(_) => {}
             None => {
                 let Some(id) = id else { return };
                 let default = format!("Jobs/{id}/events");
