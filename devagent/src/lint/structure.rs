@@ -103,7 +103,10 @@ impl Linter<'_> {
                     };
                     let value = err.instance();
                     let want = note("x-expect").map_or_else(|| expected(owner), str::to_string);
-                    let title = note("title").unwrap_or(rule);
+                    let what = note("description")
+                        .map(first_sentence)
+                        .or(note("title").map(str::to_string))
+                        .unwrap_or_else(|| rule.to_string());
                     let (message, fix) = if rule == "task-arguments" {
                         arguments_not_a_string(value)
                     } else {
@@ -112,7 +115,7 @@ impl Linter<'_> {
                             _ => value.to_string(),
                         };
                         (
-                            format!("expected {want} ({title}), found {found}"),
+                            format!("expected {want} ({what}), found {found}"),
                             note("x-fix").map_or_else(|| format!("make it {want}"), str::to_string),
                         )
                     };
@@ -122,6 +125,21 @@ impl Linter<'_> {
         }
         found.sort_by(|a, b| (a.order.len(), &a.order).cmp(&(b.order.len(), &b.order)));
         self.out.extend(found.into_iter().map(|l| l.finding));
+    }
+}
+
+/// The first sentence of a property's description, as the "what" of a message:
+/// "Whether later tasks run after this one fails." -> "whether later tasks run after this
+/// one fails".
+fn first_sentence(d: &str) -> String {
+    let s = d.split(". ").next().unwrap_or(d).trim_end_matches('.');
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        // Lower-case a leading capital, but not an acronym such as "ONE" or "UTC".
+        (Some(c), Some(n)) if c.is_uppercase() && n.is_lowercase() => {
+            c.to_lowercase().chain(s.chars().skip(1)).collect()
+        }
+        _ => s.to_string(),
     }
 }
 
@@ -219,11 +237,11 @@ mod tests {
             "tasks": [{"command": "t", "timeoutSeconds": -1, "ExecutionType": "Root"}]
         }));
         let want: &[(Severity, &str, &str, &str)] = &[
-            (Severity::Error, "field-type", "$.enabled", "expected true or false (Enabled), found a string"),
+            (Severity::Error, "field-type", "$.enabled", "expected true or false (must be true, or the agent neither schedules nor triggers the job), found a string"),
             (Severity::Warning, "unknown-field", "$.Tasks", "unknown field \"Tasks\"; the documented name is \"tasks\""),
-            (Severity::Error, "schedule-interval", "$.schedule.intervalMinutes", "expected a positive whole number (Interval (minutes)), found 0"),
-            (Severity::Error, "task-timeout", "$.tasks[0].timeoutSeconds", "expected a positive whole number (Timeout (seconds)), found -1"),
-            (Severity::Error, "task-execution-type", "$.tasks[0].ExecutionType", "expected \"Service\", \"User\" or \"UserDesktop\" (Execution type), found \"Root\""),
+            (Severity::Error, "schedule-interval", "$.schedule.intervalMinutes", "expected a positive whole number (minutes between runs, counted from the scheduler's start, not clock-aligned), found 0"),
+            (Severity::Error, "task-timeout", "$.tasks[0].timeoutSeconds", "expected a positive whole number (the agent kills the task after this many seconds), found -1"),
+            (Severity::Error, "task-execution-type", "$.tasks[0].ExecutionType", "expected \"Service\", \"User\" or \"UserDesktop\" (whose session the task runs in), found \"Root\""),
         ];
         let got: Vec<(Severity, &str, &str, &str)> = got
             .iter()
@@ -273,6 +291,8 @@ mod tests {
 
     #[test]
     fn type_words() {
+        assert_eq!(first_sentence("Whether it runs. More."), "whether it runs");
+        assert_eq!(first_sentence("ONE string, a line."), "ONE string, a line");
         assert_eq!(expected(&json!({"type": ["string", "null"]})), "a string");
         assert_eq!(
             expected(&json!({"type": ["object", "array"]})),
