@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::Error;
 
-/// How [`DevAgent`] is set up.
+/// How [`crate::DevAgent`] is set up.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Topics the job client may publish to (ACL `topic write`; MQTT wildcards allowed).
@@ -14,7 +14,7 @@ pub struct Config {
     pub allow: Vec<String>,
     /// How the Plugin Settings endpoint answers at first. Default: [`SettingsMode::Ok`].
     pub settings: SettingsMode,
-    /// Start Mosquitto right away. Default: true. When false, [`DevAgent::start_broker`]
+    /// Start Mosquitto right away. Default: true. When false, [`crate::DevAgent::start_broker`]
     /// starts it later; the settings endpoint still advertises its (closed) port.
     pub start_broker: bool,
     /// Mosquitto's `max_inflight_messages`, which it announces to MQTT v5 clients as
@@ -22,7 +22,7 @@ pub struct Config {
     /// Maximum in CONNACK, which MQTT v5 clients read as 65,535).
     pub receive_maximum: Option<u16>,
     /// Run Mosquitto at debug log level so that every publish it accepts and every publish
-    /// its ACL denies is seen ([`DevAgent::denials`], [`DevAgent::publishes_received`]).
+    /// its ACL denies is seen ([`crate::DevAgent::denials`], [`crate::DevAgent::publishes_received`]).
     /// Costs a few log lines per message; meant for `kepm-devagent run`, not for load tests.
     /// Default: false.
     pub log_publishes: bool,
@@ -34,7 +34,7 @@ pub struct Config {
     /// methods stay empty: for benchmarks of the publishing side alone. Default: true.
     pub capture: bool,
     /// Refuse every job client at CONNECT (CONNACK 0x87 "Not authorized", through
-    /// Mosquitto's `clientid_prefixes`); [`DevAgent::set_refuse_job_clients`] changes it
+    /// Mosquitto's `clientid_prefixes`); [`crate::DevAgent::set_refuse_job_clients`] changes it
     /// later. Default: false.
     pub refuse_job_clients: bool,
 }

@@ -83,13 +83,13 @@ impl DevAgent {
     }
 
     /// Publishes the broker's ACL refused (each got PUBACK 0x87 under MQTT v5), in order:
-    /// `(client id, topic)`. Empty unless [`Config::log_publishes`] was set.
+    /// `(client id, topic)`. Empty unless [`crate::Config::log_publishes`] was set.
     pub fn denials(&self) -> Vec<(String, String)> {
         self.mosquitto.log.lock().denials.clone()
     }
 
     /// Publishes the broker accepted from job clients (any topic). Zero unless
-    /// [`Config::log_publishes`] was set. A QoS 1 re-send after a reconnect counts again.
+    /// [`crate::Config::log_publishes`] was set. A QoS 1 re-send after a reconnect counts again.
     pub fn publishes_received(&self) -> usize {
         self.mosquitto.log.lock().publishes
     }

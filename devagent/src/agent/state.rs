@@ -145,8 +145,8 @@ mod tests {
     fn public_types_are_thread_safe() {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<DevAgent>();
-        send_sync::<crate::PlainBroker>();
-        send_sync::<crate::Received>();
-        send_sync::<crate::Error>();
+        send_sync::<crate::plain::PlainBroker>();
+        send_sync::<crate::config::Received>();
+        send_sync::<crate::error::Error>();
     }
 }

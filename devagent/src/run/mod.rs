@@ -4,7 +4,7 @@
 //! Lint first; then the HTTPS Plugin Settings endpoint and a Mosquitto whose ACL is the job's
 //! `mqttTopics.allowedPublications`; then each task in order (binary resolved like the agent,
 //! `{KeeperApiBaseUrl}` substituted in the `arguments` string, which is then split into argv
-//! by the agent's rules ([`cmdline::split_command_line`]), `KEEPER_JOB_ID`/`KEEPER_JOB_NAME`
+//! by the agent's rules ([`crate::cmdline::split_command_line`]), `KEEPER_JOB_ID`/`KEEPER_JOB_NAME`
 //! only when `mqttTopics` has an entry, `timeoutSeconds` enforced, `continueOnFailure`
 //! honoured), with the task's output and every received message shown live; a summary at the
 //! end.//!
