@@ -141,7 +141,8 @@ pub fn check_cron(expr: &str) -> Result<(), String> {
     // croner skips empty list items ("1,,2", ","): they are typos, and a stricter
     // scheduler would refuse the job.
     for (field, name) in fields.iter().zip(CRON_FIELDS) {
-        if field.split(',').any(str::is_empty) {
+        // "/10" too: croner's sloppy ranges (below) would read it as "*/10".
+        if field.split(',').any(|i| i.is_empty() || i.starts_with('/')) {
             return Err(format!("{name} field {field:?} has an empty item"));
         }
     }
@@ -161,9 +162,12 @@ pub fn check_cron(expr: &str) -> Result<(), String> {
 
 fn cron_parser() -> croner::parser::CronParser {
     use croner::parser::{CronParser, Seconds, Year};
+    // Sloppy ranges: "5/10" (from 5, every 10), which Quartz-style schedulers accept and
+    // lint accepted before croner; strict croner only takes "*/10" or "0-59/10".
     CronParser::builder()
         .seconds(Seconds::Disallowed)
         .year(Year::Disallowed)
+        .sloppy_ranges(true)
         .build()
 }
 
@@ -259,6 +263,7 @@ mod tests {
             "0-60 * * * *",
             "0 0 ? * ?x",
             "1,,2 * * * *",
+            "/10 * * * *",
         ] {
             assert!(check_cron(bad).is_err(), "{bad}");
         }
