@@ -2,14 +2,30 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::Error;
+use crate::error::Error;
+use crate::wait::{wait_until, wait_while};
 
 const TAIL_LINES: usize = 40;
+/// How long Mosquitto (and the capture subscriber) may take to come up.
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Ports are picked free and then bound by Mosquitto; another process may take one in
+/// between, so a start is retried on "address in use" this many times.
+pub(crate) const PORT_RETRIES: usize = 5;
+
+/// A loopback port nothing listens on right now.
+pub(crate) fn free_port() -> Result<u16, Error> {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::io("binding 127.0.0.1:0 to find a free port", e))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::io("reading a free port", e))
+}
 
 /// What the broker's log has told us so far.
 #[derive(Default)]
@@ -99,53 +115,6 @@ impl From<SpawnError> for Error {
 
 /// Finds the mosquitto executable: `KEPM_MOSQUITTO`, then `PATH`, then the usual sbin dirs
 /// (Debian installs it in /usr/sbin, which a non-root PATH often lacks).
-/// Writes a Mosquitto password file with one user, using `mosquitto_passwd` (same package).
-pub(crate) fn write_password_file(
-    mosquitto: &Path,
-    file: &Path,
-    user: &str,
-    password: &str,
-) -> Result<(), Error> {
-    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(dir) = mosquitto.parent() {
-        candidates.push(dir.to_path_buf());
-        candidates.push(dir.join("../bin"));
-    }
-    candidates.push(PathBuf::from("/usr/bin"));
-    candidates.push(PathBuf::from("/usr/local/bin"));
-    let tool = candidates
-        .iter()
-        .map(|d| d.join("mosquitto_passwd"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| Error::MosquittoNotFound {
-            tried: "mosquitto_passwd in PATH, next to mosquitto, /usr/bin, /usr/local/bin".into(),
-        })?;
-    let out = std::process::Command::new(&tool)
-        .arg("-c")
-        .arg("-b")
-        .arg(file)
-        .arg(user)
-        .arg(password)
-        .output()
-        .map_err(|e| Error::io(format!("running {}", tool.display()), e))?;
-    if !out.status.success() {
-        return Err(Error::Broker(format!(
-            "{} failed: {}",
-            tool.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| Error::io(format!("chmod 644 {}", file.display()), e))?;
-    }
-    Ok(())
-}
-
 pub(crate) fn find_mosquitto() -> Result<PathBuf, Error> {
     if let Some(p) = std::env::var_os("KEPM_MOSQUITTO").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
@@ -276,52 +245,41 @@ impl Mosquitto {
         });
         drop(slot);
 
-        let mut st = self.log.lock();
-        loop {
-            if st.running {
-                return Ok(());
-            }
-            if st.exited {
-                let tail: Vec<String> = st.tail.iter().cloned().collect();
-                drop(st);
-                self.reap();
-                let tail = tail.join("\n  ");
-                let mut msg = format!(
-                    "mosquitto ({}) exited during startup with config {}; its log:\n  {tail}",
-                    self.exe.display(),
-                    self.conf.display()
-                );
-                if tail.contains("Unable to") || tail.contains("ermission denied") {
-                    msg.push_str(
-                        "\nhint: started as root, mosquitto drops to user `mosquitto`, which must \
-                         be able to read the files: every directory above the config must be \
-                         world-searchable (try TMPDIR=/tmp)",
-                    );
-                }
-                return Err(if tail.contains("in use") {
-                    SpawnError::AddrInUse(msg)
-                } else {
-                    SpawnError::Other(Error::Broker(msg))
-                });
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                let tail: Vec<String> = st.tail.iter().cloned().collect();
-                drop(st);
-                let _ = self.stop();
-                return Err(SpawnError::Other(Error::Broker(format!(
-                    "mosquitto did not report \"running\" in time (config {}); its log:\n  {}",
-                    self.conf.display(),
-                    tail.join("\n  ")
-                ))));
-            }
-            st = self
-                .log
-                .cv
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        let (st, timed_out) = wait_while(&self.log.cv, self.log.lock(), deadline, |st| {
+            !st.running && !st.exited
+        });
+        if st.running {
+            return Ok(());
         }
+        let tail: Vec<String> = st.tail.iter().cloned().collect();
+        drop(st);
+        if timed_out {
+            let _ = self.stop();
+            return Err(SpawnError::Other(Error::Broker(format!(
+                "mosquitto did not report \"running\" in time (config {}); its log:\n  {}",
+                self.conf.display(),
+                tail.join("\n  ")
+            ))));
+        }
+        self.reap();
+        let tail = tail.join("\n  ");
+        let mut msg = format!(
+            "mosquitto ({}) exited during startup with config {}; its log:\n  {tail}",
+            self.exe.display(),
+            self.conf.display()
+        );
+        if tail.contains("Unable to") || tail.contains("ermission denied") {
+            msg.push_str(
+                "\nhint: started as root, mosquitto drops to user `mosquitto`, which must \
+                 be able to read the files: every directory above the config must be \
+                 world-searchable (try TMPDIR=/tmp)",
+            );
+        }
+        Err(if tail.contains("in use") {
+            SpawnError::AddrInUse(msg)
+        } else {
+            SpawnError::Other(Error::Broker(msg))
+        })
     }
 
     fn reap(&self) {
@@ -356,14 +314,24 @@ impl Mosquitto {
             .unwrap_or(false);
         if termed || had_watchdog {
             let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
+            let mut exited = false;
+            // An error from try_wait ends the wait too: kill() below then reports it.
+            let done = wait_until(deadline, Duration::from_millis(10), || {
                 match run.mosquitto.try_wait() {
-                    Ok(Some(_)) => return Ok(()),
-                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                    Err(_) => break,
+                    Ok(Some(_)) => {
+                        exited = true;
+                        true
+                    }
+                    Ok(None) => false,
+                    Err(_) => true,
                 }
+            });
+            if exited {
+                return Ok(());
             }
-            eprintln!("kepm-devagent: mosquitto ignored SIGTERM for 5 s; killing it");
+            if !done {
+                eprintln!("kepm-devagent: mosquitto ignored SIGTERM for 5 s; killing it");
+            }
         }
         let _ = run.mosquitto.kill();
         run.mosquitto

@@ -12,11 +12,13 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use rumqttc::{TlsConfiguration, Transport};
 use tokio::sync::Notify;
 
-use crate::{Error, Received};
+use crate::config::Received;
+use crate::error::Error;
 
-/// Fixed so that the broker's persisted session (subscription + queued messages) is found
-/// again after a restart.
-pub(crate) const CAPTURE_CLIENT_ID: &str = "kepm-devagent-capture";
+/// The client id of the built-in capture subscriber (it connects to the capture listener,
+/// so it never shows up in [`crate::DevAgent::clients`]). Fixed so that the broker's
+/// persisted session (subscription + queued messages) is found again after a restart.
+pub const CAPTURE_CLIENT_ID: &str = "kepm-devagent-capture";
 const RECONNECT_DELAY: Duration = Duration::from_millis(100);
 /// The broker drops messages larger than the packet size a client announces, so announce
 /// far more than any test record.

@@ -1,5 +1,16 @@
 //! The agent's Plugin Settings endpoint over HTTPS: just enough HTTP/1.1 for one GET per
 //! connection.
+//!
+//! Kept hand-written over rustls on purpose. Its job is to answer wrongly on demand (403,
+//! 500, any status, a body that is not JSON, missing keys, the port as a string, a wrong
+//! port, a delay long enough to trip client timeouts), and a library makes the broken
+//! answers no simpler: each is a status line and a body either way. What a library would add
+//! costs more here: tiny_http 0.12's TLS is rustls 0.20, a second rustls beside the
+//! workspace's 0.23 that loads certificates its own way, and its fixed worker pool lets a
+//! `delay:MS` request hold up the others, where here every connection has its own thread;
+//! hyper with tokio-rustls would bring an async server into a test harness whose other parts
+//! are threads. The parsing is one request line per connection, bounded (MAX_HEAD) and with
+//! read/write timeouts.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -8,8 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::{Error, SettingsMode};
+use crate::config::SettingsMode;
+use crate::error::Error;
 
+/// Where a job falls back to when Plugin Settings discovery fails (see docs/kepm-contract.md).
+pub const FALLBACK_BROKER: &str = "127.0.0.1:8675";
 /// The path a job task calls (matched case-insensitively, like ASP.NET routing).
 pub const SETTINGS_PATH: &str = "/api/PluginSettings/KeeperPrivilegeManager";
 const MAX_HEAD: usize = 16 * 1024;

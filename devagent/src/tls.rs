@@ -10,7 +10,7 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-use crate::Error;
+use crate::error::Error;
 
 /// A CA and one server certificate signed by it, in PEM (for Mosquitto) and DER (for rustls).
 pub(crate) struct Pki {

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use crate::{timefmt, Received};
+use crate::config::Received;
+use crate::timefmt;
 
 /// The vendor's level name for a `LogLevel` value (number or string).
 pub fn level_name(v: &Value) -> String {

@@ -80,7 +80,8 @@ fn has(r: &Run, s: &str) {
 
 #[test]
 fn logs_reach_the_view_with_env_and_substitution() {
-    let json = std::env::temp_dir().join(format!("kepm-run-{}.json", std::process::id()));
+    let tmp = temp_dir();
+    let json = tmp.path().join("run.json");
     let r = run(
         &fixture("run-log"),
         &["--json", json.to_str().expect("path")],
@@ -104,7 +105,6 @@ fn logs_reach_the_view_with_env_and_substitution() {
     has(&r, "result: OK");
     let v: Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("--json file")).expect("JSON");
-    let _ = std::fs::remove_file(&json);
     assert_eq!(v["ok"], true);
     assert_eq!(v["messages"].as_array().map(Vec::len), Some(3));
     assert_eq!(
@@ -220,7 +220,8 @@ fn schema_violations_are_shown() {
 #[test]
 fn the_rust_example_runs_like_on_an_endpoint() {
     let scanner = require("secret-scanner");
-    let root = std::env::temp_dir().join(format!("kepm-run-root-{}", std::process::id()));
+    let tmp = temp_dir();
+    let root = tmp.path().join("agent-root");
     let bin = root.join("Jobs/bin/secret-scanner");
     std::fs::create_dir_all(&bin).expect("agent root");
     std::fs::copy(&scanner, bin.join("secret-scanner")).expect("install the example");
@@ -235,7 +236,6 @@ fn the_rust_example_runs_like_on_an_endpoint() {
             repo.to_str().expect("path"),
         ],
     );
-    let _ = std::fs::remove_dir_all(&root);
     assert_eq!(r.code, 0, "{}", r.out);
     has(
         &r,
@@ -246,15 +246,16 @@ fn the_rust_example_runs_like_on_an_endpoint() {
     has(&r, "result: OK");
 }
 
-fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("kepm-run-{}-{name}", std::process::id()))
+/// Removed when dropped, also when the test fails.
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("kepm-run-")
+        .tempdir()
+        .expect("temp dir")
 }
 
 fn json_report(path: &Path) -> Value {
-    let v =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("--json file")).expect("JSON");
-    let _ = std::fs::remove_file(path);
-    v
+    serde_json::from_str(&std::fs::read_to_string(path).expect("--json file")).expect("JSON")
 }
 
 fn log_records(v: &Value) -> Vec<Value> {
@@ -272,7 +273,8 @@ fn a_quoted_argument_reaches_the_task_as_one_argv_element() {
     // The task is the kepmlog CLI itself: `log --category Args "several words in one"
     // --context "C:\Program Files\X" --keeper-api-base=...`. Split on every space, the
     // message would take "--context"'s spill-over and the context would be "C:\Program".
-    let json = temp_path("args.json");
+    let tmp = temp_dir();
+    let json = tmp.path().join("args.json");
     let r = run(
         &fixture("run-args"),
         &["--json", json.to_str().expect("path")],
@@ -357,14 +359,13 @@ fn the_vendor_guide_sample_job_lints_clean_and_runs() {
     let mut v: Value =
         serde_json::from_str(&std::fs::read_to_string(&job).expect("fixture")).expect("JSON");
     v["tasks"][0]["executablePath"] = Value::from(tool.to_str().expect("path"));
-    let dir = temp_path("guide");
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tmp = temp_dir();
+    let dir = tmp.path();
     // The id must match the file name.
     let copy = dir.join("secrets-scanner.json");
     std::fs::write(&copy, serde_json::to_string_pretty(&v).expect("JSON")).expect("write");
     let lint = lint_file(&copy, &LintOptions::default());
     let r = run(&copy, &[]);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(lint.findings.is_empty(), "{:#?}", lint.findings);
     has(
         &r,

@@ -1,0 +1,177 @@
+//! Bringing a [`DevAgent`] up: its temp dir, certificates, ACL and password file, the HTTPS
+//! endpoint, and Mosquitto on free ports.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::state::{lock, DevAgent};
+use crate::broker::{self, free_port, Mosquitto, SpawnError, PORT_RETRIES, READY_TIMEOUT};
+use crate::capture::{Capture, CaptureShared, CAPTURE_CLIENT_ID};
+use crate::config::Config;
+use crate::error::Error;
+use crate::https::{HttpsServer, SettingsShared};
+use crate::mosquitto_conf::{
+    acl_file, broker_conf, check_topic, random_password, write_password_file, BrokerKnobs,
+};
+use crate::tempdir::{set_mode, TempDir};
+use crate::tls;
+use crate::wait::wait_while;
+
+impl DevAgent {
+    /// Starts everything. Returns once HTTPS is listening and, when `cfg.start_broker`,
+    /// the broker accepts TLS connections on the job listener and the capture subscriber
+    /// is subscribed.
+    pub fn start(cfg: Config) -> Result<DevAgent, Error> {
+        for t in &cfg.allow {
+            check_topic(t)?;
+        }
+        let exe = broker::find_mosquitto()?;
+        let dir = TempDir::new()?;
+        let pki = tls::generate_pki()?;
+        let ca_path = dir.write("ca.pem", &pki.ca_pem, 0o644)?;
+        dir.write("server.pem", &pki.server_pem, 0o644)?;
+        // World-readable on purpose: throwaway key, and mosquitto must read it after
+        // dropping root.
+        dir.write("server.key", &pki.key_pem, 0o644)?;
+        dir.write("acl", &acl_file(&cfg.allow), 0o644)?;
+        let capture_password = random_password()?;
+        write_password_file(
+            &exe,
+            &dir.path().join("passwd"),
+            CAPTURE_CLIENT_ID,
+            &capture_password,
+        )?;
+        let db = dir.path().join("db");
+        std::fs::create_dir_all(&db)
+            .map_err(|e| Error::io(format!("creating {}", db.display()), e))?;
+        set_mode(&db, 0o777)?;
+
+        let client_tls = tls::client_config(&pki.ca_der)?;
+        let server_tls = tls::server_config(&pki)?;
+
+        let api_listener = TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| Error::io("binding the HTTPS listener on 127.0.0.1", e))?;
+        let api_port = api_listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the HTTPS listener's address", e))?
+            .port();
+
+        let conf_path = dir.path().join("mosquitto.conf");
+        let knobs = BrokerKnobs::from_config(&cfg);
+        let mut attempt = 0;
+        let (broker_port, capture_port, mosquitto) = loop {
+            attempt += 1;
+            let job_port = free_port()?;
+            let capture_port = free_port()?;
+            if job_port == capture_port || job_port == api_port || capture_port == api_port {
+                continue;
+            }
+            dir.write(
+                "mosquitto.conf",
+                &broker_conf(dir.path(), job_port, capture_port, &knobs),
+                0o644,
+            )?;
+            let m = Mosquitto::new(exe.clone(), conf_path.clone(), job_port);
+            if !cfg.start_broker {
+                break (job_port, capture_port, m);
+            }
+            // The ports were free a moment ago; another process may have taken one since.
+            match m.spawn(Instant::now() + READY_TIMEOUT) {
+                Ok(()) => break (job_port, capture_port, m),
+                Err(SpawnError::AddrInUse(_)) if attempt < PORT_RETRIES => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+
+        let wrong_port = loop {
+            let p = free_port()?;
+            if p != broker_port && p != capture_port && p != api_port {
+                break p;
+            }
+        };
+        let settings = Arc::new(SettingsShared {
+            mode: Mutex::new(cfg.settings.clone()),
+            requests: AtomicUsize::new(0),
+            broker_port,
+            wrong_port,
+        });
+        let https = HttpsServer::start(api_listener, server_tls, Arc::clone(&settings))?;
+
+        let agent = DevAgent {
+            https: Mutex::new(Some(https)),
+            capture: Mutex::new(None),
+            mosquitto,
+            capture_shared: Arc::new(CaptureShared::new()),
+            settings,
+            client_tls,
+            broker_lock: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            api_port,
+            broker_port,
+            capture_port,
+            capture_password,
+            allow: cfg.allow.clone(),
+            capture_enabled: cfg.capture,
+            knobs: Mutex::new(knobs),
+            ca_path,
+            dir_path: dir.path().to_path_buf(),
+            dir: Mutex::new(Some(dir)),
+        };
+        if cfg.start_broker {
+            // Mosquitto is already up; this adds the probe and the capture subscription.
+            agent.start_broker()?;
+        } else if cfg.capture {
+            agent.seed_capture_session(&exe, &conf_path)?;
+        }
+        Ok(agent)
+    }
+
+    /// With the broker not started, a job that connects the moment it is started would
+    /// publish before the capture subscriber could subscribe, and those records would be
+    /// lost to the operator's view. So the capture's persistent session is created first on
+    /// a capture-only Mosquitto sharing the persistence database; the real broker restores it
+    /// at start, before any job can connect.
+    fn seed_capture_session(&self, exe: &Path, conf_path: &Path) -> Result<(), Error> {
+        let full = std::fs::read_to_string(conf_path)
+            .map_err(|e| Error::io(format!("reading {}", conf_path.display()), e))?;
+        let capture_only = match full.find("\n# job-facing listener") {
+            Some(job) => {
+                let capture = full.find("\n# capture listener").unwrap_or(full.len());
+                format!("{}{}", &full[..job], &full[capture..])
+            }
+            None => full.clone(),
+        };
+        let seed_conf = self.dir_path.join("mosquitto-seed.conf");
+        std::fs::write(&seed_conf, capture_only)
+            .map_err(|e| Error::io(format!("writing {}", seed_conf.display()), e))?;
+        set_mode(&seed_conf, 0o644)?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let seed = Mosquitto::new(exe.to_path_buf(), seed_conf, self.capture_port);
+        seed.spawn(deadline).map_err(|e| match e {
+            SpawnError::AddrInUse(m) => Error::Broker(m),
+            SpawnError::Other(e) => e,
+        })?;
+        *lock(&self.capture) = Some(Capture::start(
+            self.capture_port,
+            self.capture_password.clone(),
+            Arc::clone(&self.client_tls),
+            Arc::clone(&self.capture_shared),
+        )?);
+        let shared = &self.capture_shared;
+        let (st, timed_out) = wait_while(&shared.cv, shared.lock(), deadline, |st| !st.subscribed);
+        drop(st);
+        if timed_out {
+            let _ = seed.stop();
+            return Err(Error::Broker(
+                "the capture subscriber did not subscribe on the seed broker".into(),
+            ));
+        }
+        // SIGTERM makes Mosquitto write the session and its subscription to the database.
+        seed.stop()?;
+        self.capture_shared.lock().subscribed = false;
+        Ok(())
+    }
+}

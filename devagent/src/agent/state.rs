@@ -1,0 +1,152 @@
+//! The running stand-in agent: what it holds, what it tells a test about itself, and how it
+//! stops. Starting it is in `start`, driving the broker in `broker_control`, reading the
+//! capture in `capture_view`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::broker::Mosquitto;
+use crate::capture::{Capture, CaptureShared};
+use crate::config::SettingsMode;
+use crate::https::{HttpsServer, SettingsShared, SETTINGS_PATH};
+use crate::mosquitto_conf::BrokerKnobs;
+use crate::tempdir::TempDir;
+
+/// The running stand-in agent. See the crate docs.
+///
+/// All methods take `&self`; share it between threads with `Arc` if needed.
+pub struct DevAgent {
+    // Field order is drop order: servers and broker go before the temp dir.
+    pub(super) https: Mutex<Option<HttpsServer>>,
+    pub(super) capture: Mutex<Option<Capture>>,
+    pub(super) mosquitto: Mosquitto,
+    pub(super) capture_shared: Arc<CaptureShared>,
+    pub(super) settings: Arc<SettingsShared>,
+    pub(super) client_tls: Arc<rustls::ClientConfig>,
+    /// Serialises broker start/stop.
+    pub(super) broker_lock: Mutex<()>,
+    pub(super) closed: AtomicBool,
+    pub(super) api_port: u16,
+    pub(super) broker_port: u16,
+    pub(super) capture_port: u16,
+    pub(super) capture_password: String,
+    pub(super) allow: Vec<String>,
+    pub(super) capture_enabled: bool,
+    pub(super) knobs: Mutex<BrokerKnobs>,
+    pub(super) ca_path: PathBuf,
+    pub(super) dir: Mutex<Option<TempDir>>,
+    pub(super) dir_path: PathBuf,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl DevAgent {
+    /// Base URL of the HTTPS API, e.g. `https://127.0.0.1:40123`.
+    pub fn api_base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.api_port)
+    }
+
+    /// Full URL of the Plugin Settings endpoint.
+    pub fn settings_url(&self) -> String {
+        format!("{}{}", self.api_base(), SETTINGS_PATH)
+    }
+
+    /// Host of the job-facing broker listener: always `127.0.0.1`.
+    pub fn broker_host(&self) -> String {
+        "127.0.0.1".to_string()
+    }
+
+    /// Port of the job-facing TLS listener (what Plugin Settings advertises).
+    pub fn broker_port(&self) -> u16 {
+        self.broker_port
+    }
+
+    /// Port of the capture listener (TLS, anonymous, may subscribe to everything).
+    pub fn capture_port(&self) -> u16 {
+        self.capture_port
+    }
+
+    /// PEM file of the throwaway CA that signed the HTTPS and broker certificates.
+    pub fn ca_path(&self) -> PathBuf {
+        self.ca_path.clone()
+    }
+
+    /// The private temp dir (config, certificates, persistence database).
+    pub fn dir(&self) -> PathBuf {
+        self.dir_path.clone()
+    }
+
+    /// The topics the job listener lets clients publish to.
+    pub fn allowed_topics(&self) -> Vec<String> {
+        self.allow.clone()
+    }
+
+    /// A rustls (ring) client configuration trusting only the throwaway CA: handy for
+    /// test publishers (`TlsConfiguration::Rustls(agent.client_tls_config())`).
+    pub fn client_tls_config(&self) -> Arc<rustls::ClientConfig> {
+        Arc::clone(&self.client_tls)
+    }
+
+    /// Switches how the Plugin Settings endpoint answers from now on.
+    pub fn set_settings_mode(&self, m: SettingsMode) {
+        *lock(&self.settings.mode) = m;
+    }
+
+    /// The current Plugin Settings mode.
+    pub fn settings_mode(&self) -> SettingsMode {
+        lock(&self.settings.mode).clone()
+    }
+
+    /// Requests received on the Plugin Settings path (any method, any mode).
+    pub fn settings_requests(&self) -> usize {
+        self.settings.requests.load(Ordering::SeqCst)
+    }
+
+    /// Stops everything now (capture, broker, HTTPS) and removes the temp dir. Idempotent;
+    /// later calls on this agent see a stopped broker. [`DevAgent::shutdown`] and drop do
+    /// the same.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let _g = lock(&self.broker_lock);
+        if let Some(mut c) = lock(&self.capture).take() {
+            c.stop();
+        }
+        if let Err(e) = self.mosquitto.stop() {
+            eprintln!("kepm-devagent: stopping mosquitto: {e}");
+        }
+        if let Some(mut h) = lock(&self.https).take() {
+            h.stop();
+        }
+        drop(lock(&self.dir).take());
+    }
+
+    /// Stops everything and removes the temp dir (drop does the same).
+    pub fn shutdown(self) {
+        self.close();
+    }
+}
+
+impl Drop for DevAgent {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_types_are_thread_safe() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<DevAgent>();
+        send_sync::<crate::plain::PlainBroker>();
+        send_sync::<crate::config::Received>();
+        send_sync::<crate::error::Error>();
+    }
+}

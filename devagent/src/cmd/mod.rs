@@ -1,0 +1,7 @@
+//! The subcommands of the `kepm-devagent` binary, one module each, and what they share.
+
+pub(crate) mod lint;
+mod out;
+pub(crate) mod run;
+pub(crate) mod serve;
+mod signals;

@@ -1,0 +1,374 @@
+//! `kepm-devagent serve`: the stand-in agent as a process speaking JSON lines, for tests in
+//! other languages and for job authors.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use kepm_devagent::view::pretty_message;
+use kepm_devagent::{timefmt, Config, DevAgent, Received, SettingsMode, FALLBACK_BROKER};
+use serde_json::{json, Value};
+
+use super::out::{event_first, Out};
+use super::signals::{install_signal_handlers, Input};
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Topic job clients may publish to; repeat for more. Replaces the default
+    /// (KeeperLogger), so list KeeperLogger too when you want it.
+    #[arg(long = "allow", value_name = "TOPIC")]
+    allow: Vec<String>,
+    /// Plugin Settings answer: ok, port-string, 403, 500 (any status), garbage,
+    /// missing-keys, delay:MS, wrong-port.
+    #[arg(long, value_name = "MODE", default_value = "ok", value_parser = parse_mode)]
+    settings: SettingsMode,
+    /// Do not start the broker (start it later with the `broker start` command).
+    #[arg(long)]
+    no_broker: bool,
+    /// Broker's Receive Maximum for MQTT v5 clients (Mosquitto max_inflight_messages).
+    #[arg(long, value_name = "N")]
+    receive_maximum: Option<u16>,
+    /// Broker's Maximum Packet Size for MQTT v5 clients (Mosquitto max_packet_size).
+    #[arg(long, value_name = "BYTES")]
+    max_packet_size: Option<u32>,
+    /// Run no capture subscriber (nothing is printed; allowed publishes get PUBACK 0x10):
+    /// for benchmarks of the publishing side alone.
+    #[arg(long)]
+    no_capture: bool,
+    /// Human-readable log view instead of JSON lines for messages.
+    #[arg(long)]
+    pretty: bool,
+    /// Keep running at stdin EOF (for running in the background from a shell).
+    #[arg(long)]
+    ignore_stdin: bool,
+}
+
+fn parse_mode(s: &str) -> Result<SettingsMode, String> {
+    s.parse().map_err(|e: kepm_devagent::Error| e.to_string())
+}
+
+pub(crate) fn serve(args: ServeArgs) -> ExitCode {
+    let mut cfg = Config::default();
+    if !args.allow.is_empty() {
+        cfg.allow = args.allow.clone();
+    }
+    cfg.settings = args.settings.clone();
+    cfg.start_broker = !args.no_broker;
+    cfg.receive_maximum = args.receive_maximum;
+    cfg.max_packet_size = args.max_packet_size;
+    cfg.capture = !args.no_capture;
+
+    let (tx, rx) = mpsc::channel::<Input>();
+    // Before starting anything: a signal during startup must still lead to cleanup.
+    if let Err(e) = install_signal_handlers(tx.clone()) {
+        eprintln!("kepm-devagent: cannot install signal handlers: {e}");
+        return ExitCode::from(1);
+    }
+
+    let agent = match DevAgent::start(cfg) {
+        Ok(a) => Arc::new(a),
+        Err(e) => {
+            eprintln!("kepm-devagent: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let out = Out;
+
+    if !print_ready(&out, &agent, args.pretty) {
+        agent.close();
+        return ExitCode::SUCCESS;
+    }
+
+    if !args.ignore_stdin {
+        let tx = tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || read_stdin(&tx));
+        if let Err(e) = spawned {
+            eprintln!("kepm-devagent: cannot spawn the stdin reader: {e}");
+            agent.close();
+            return ExitCode::from(1);
+        }
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let agent = Arc::clone(&agent);
+        let stop = Arc::clone(&stop);
+        let tx = tx.clone();
+        let pretty = args.pretty;
+        std::thread::Builder::new()
+            .name("follower".into())
+            .spawn(move || follow(&agent, &stop, &tx, pretty))
+    };
+    let follower = match follower {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("kepm-devagent: cannot spawn the output thread: {e}");
+            agent.close();
+            return ExitCode::from(1);
+        }
+    };
+    drop(tx);
+
+    while let Ok(input) = rx.recv() {
+        match input {
+            Input::Line(l) => {
+                if !handle_command(&out, &agent, l.trim()) {
+                    break;
+                }
+            }
+            Input::Eof => break,
+            Input::Signal(name) => {
+                eprintln!("kepm-devagent: {name}: shutting down");
+                break;
+            }
+            Input::StdoutClosed => break,
+        }
+    }
+
+    stop.store(true, Ordering::SeqCst);
+    let _ = follower.join();
+    // The follower is joined, so this is normally the last reference.
+    match Arc::try_unwrap(agent) {
+        Ok(a) => a.shutdown(),
+        Err(a) => a.close(),
+    }
+    ExitCode::SUCCESS
+}
+
+fn read_stdin(tx: &Sender<Input>) {
+    let stdin = std::io::stdin();
+    let mut lock = stdin.lock();
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        match lock.read_line(&mut buf) {
+            Ok(0) | Err(_) => {
+                let _ = tx.send(Input::Eof);
+                return;
+            }
+            Ok(_) => {
+                if tx.send(Input::Line(buf.clone())).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn print_ready(out: &Out, agent: &DevAgent, pretty: bool) -> bool {
+    let ca = agent.ca_path().display().to_string();
+    if pretty {
+        let lines = [
+            format!(
+                "kepm-devagent ready: Plugin Settings at {}, MQTT over TLS at {}:{} \
+                 (job may publish to: {}); CA {}; times below are UTC",
+                agent.settings_url(),
+                agent.broker_host(),
+                agent.broker_port(),
+                agent.allowed_topics().join(", "),
+                ca
+            ),
+            "Run a job tool against it (Ctrl-C here stops the agent):".to_string(),
+            "  export KEEPER_JOB_ID=dev-job KEEPER_JOB_NAME=dev-job".to_string(),
+            format!("  your-tool --keeper-api-base={}", agent.api_base()),
+        ];
+        lines.iter().all(|l| out.line(l))
+    } else {
+        out.json(&json!({
+            "event": "ready",
+            "api_base": agent.api_base(),
+            "settings_url": agent.settings_url(),
+            "broker_host": agent.broker_host(),
+            "broker_port": agent.broker_port(),
+            "broker_running": agent.broker_running(),
+            "ca": ca,
+            "fallback_broker": FALLBACK_BROKER,
+            "allow": agent.allowed_topics(),
+            "settings": agent.settings_mode().to_string(),
+            "dir": agent.dir().display().to_string(),
+            "pid": std::process::id(),
+        }))
+    }
+}
+
+/// Streams captured messages and newly connected clients to stdout until `stop`.
+fn follow(agent: &DevAgent, stop: &AtomicBool, tx: &Sender<Input>, pretty: bool) {
+    let out = Out;
+    let mut next_msg = 0usize;
+    let mut next_client = 0usize;
+    loop {
+        let finishing = stop.load(Ordering::SeqCst);
+        let wait = if finishing {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(200)
+        };
+        let batch = agent.messages_from(next_msg, wait);
+        next_msg += batch.len();
+        let mut ok = true;
+        for m in &batch {
+            let line = if pretty {
+                pretty_message(m)
+            } else {
+                event_first(&message_json(m))
+            };
+            if !out.line(&line) {
+                ok = false;
+                break;
+            }
+        }
+        let clients = agent.clients();
+        for c in clients.iter().skip(next_client) {
+            let line = if pretty {
+                format!(
+                    "{} CLIENT   connected as {c}",
+                    timefmt::hms_millis_utc(std::time::SystemTime::now())
+                )
+            } else {
+                event_first(&json!({"event": "client", "client_id": c}))
+            };
+            ok = ok && out.line(&line);
+        }
+        next_client = next_client.max(clients.len());
+        if !ok {
+            let _ = tx.send(Input::StdoutClosed);
+            return;
+        }
+        if finishing {
+            return;
+        }
+    }
+}
+
+fn message_json(m: &Received) -> Value {
+    let mut v = json!({
+        "event": "message",
+        "topic": m.topic,
+        "at": timefmt::rfc3339_utc(m.at),
+    });
+    match m.json() {
+        Some(p) => v["payload"] = p,
+        None => v["payload_text"] = Value::String(m.text()),
+    }
+    v
+}
+
+/// Runs one stdin command; false means "exit now".
+fn handle_command(out: &Out, agent: &DevAgent, line: &str) -> bool {
+    if line.is_empty() {
+        return true;
+    }
+    let reply = |r: Result<Value, String>| -> bool {
+        let v = match r {
+            Ok(mut extra) => {
+                extra["event"] = json!("ok");
+                extra["cmd"] = json!(line);
+                extra
+            }
+            Err(e) => json!({"event": "error", "cmd": line, "error": e}),
+        };
+        out.json(&v)
+    };
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["quit"] | ["exit"] => {
+            let _ = reply(Ok(json!({})));
+            false
+        }
+        ["broker", "stop"] => reply(
+            agent
+                .stop_broker()
+                .map(|()| json!({"broker_running": agent.broker_running()}))
+                .map_err(|e| e.to_string()),
+        ),
+        ["broker", "start"] => reply(
+            agent
+                .start_broker()
+                .map(|()| json!({"broker_running": agent.broker_running()}))
+                .map_err(|e| e.to_string()),
+        ),
+        ["settings", mode] => reply(
+            mode.parse::<SettingsMode>()
+                .map(|m| {
+                    agent.set_settings_mode(m.clone());
+                    json!({"settings": m.to_string()})
+                })
+                .map_err(|e| e.to_string()),
+        ),
+        ["stats"] => {
+            let mut per_topic: BTreeMap<String, usize> = BTreeMap::new();
+            let msgs = agent.messages();
+            for m in &msgs {
+                *per_topic.entry(m.topic.clone()).or_insert(0) += 1;
+            }
+            reply(Ok(json!({
+                "messages": per_topic,
+                "total": msgs.len(),
+                "clients": agent.clients(),
+                "settings_requests": agent.settings_requests(),
+                "settings": agent.settings_mode().to_string(),
+                "broker_running": agent.broker_running(),
+            })))
+        }
+        _ => reply(Err(
+            "unknown command: use `broker stop`, `broker start`, `settings <mode>`, `stats` or \
+             `quit`"
+                .to_string(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn rec(topic: &str, payload: &str) -> Received {
+        Received {
+            topic: topic.into(),
+            payload: payload.as_bytes().to_vec(),
+            at: UNIX_EPOCH + Duration::from_millis(3_723_004),
+        }
+    }
+
+    #[test]
+    fn pretty_lines() {
+        let log = r#"{"Id":"1","Version":1,"RespondToTopic":null,"MetaData":{"MessageType":4,
+            "LogLevel":4,"Source":"Tool","Category":"Scan","Message":"boom",
+            "CorrelationId":"c-1","Context":"ctx"}}"#;
+        assert_eq!(
+            pretty_message(&rec("KeeperLogger", log)),
+            "01:02:03.004 Critical Tool [Scan] boom (CorrelationId=c-1, Context=ctx)"
+        );
+        let named = r#"{"MetaData":{"LogLevel":"Info","Source":"T","Category":"C","Message":"m"}}"#;
+        assert_eq!(
+            pretty_message(&rec("KeeperLogger", named)),
+            "01:02:03.004 Info     T [C] m"
+        );
+        assert_eq!(
+            pretty_message(&rec("Jobs/j/events", r#"{"a":1}"#)),
+            "01:02:03.004 EVENT    Jobs/j/events {\"a\":1}"
+        );
+        assert_eq!(
+            pretty_message(&rec("KeeperLogger", "text")),
+            "01:02:03.004 ?        KeeperLogger text"
+        );
+    }
+
+    #[test]
+    fn message_events_carry_json_or_text() {
+        let v = message_json(&rec("KeeperLogger", r#"{"a":1}"#));
+        assert_eq!(v["payload"], json!({"a": 1}));
+        assert_eq!(v["at"], "1970-01-01T01:02:03.004Z");
+        let v = message_json(&rec("KeeperLogger", "x"));
+        assert_eq!(v["payload_text"], "x");
+        assert!(v.get("payload").is_none());
+    }
+}

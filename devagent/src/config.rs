@@ -1,0 +1,151 @@
+//! How a [`crate::DevAgent`] is set up ([`Config`], [`SettingsMode`]) and what its capture
+//! subscriber hands back ([`Received`]).
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use crate::error::Error;
+
+/// How [`crate::DevAgent`] is set up.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Topics the job client may publish to (ACL `topic write`; MQTT wildcards allowed).
+    /// Default: `["KeeperLogger"]`.
+    pub allow: Vec<String>,
+    /// How the Plugin Settings endpoint answers at first. Default: [`SettingsMode::Ok`].
+    pub settings: SettingsMode,
+    /// Start Mosquitto right away. Default: true. When false, [`crate::DevAgent::start_broker`]
+    /// starts it later; the settings endpoint still advertises its (closed) port.
+    pub start_broker: bool,
+    /// Mosquitto's `max_inflight_messages`, which it announces to MQTT v5 clients as
+    /// Receive Maximum. `None`: Mosquitto's default (20). `Some(0)`: no limit (no Receive
+    /// Maximum in CONNACK, which MQTT v5 clients read as 65,535).
+    pub receive_maximum: Option<u16>,
+    /// Run Mosquitto at debug log level so that every publish it accepts and every publish
+    /// its ACL denies is seen ([`crate::DevAgent::denials`], [`crate::DevAgent::publishes_received`]).
+    /// Costs a few log lines per message; meant for `kepm-devagent run`, not for load tests.
+    /// Default: false.
+    pub log_publishes: bool,
+    /// Mosquitto's `max_packet_size`, which it announces to MQTT v5 clients as Maximum
+    /// Packet Size. `None`: no limit. Default: `None`.
+    pub max_packet_size: Option<u32>,
+    /// Run the capture subscriber. When false nothing subscribes (the broker answers every
+    /// allowed publish with PUBACK 0x10, "no matching subscribers") and the `messages*`
+    /// methods stay empty: for benchmarks of the publishing side alone. Default: true.
+    pub capture: bool,
+    /// Refuse every job client at CONNECT (CONNACK 0x87 "Not authorized", through
+    /// Mosquitto's `clientid_prefixes`); [`crate::DevAgent::set_refuse_job_clients`] changes it
+    /// later. Default: false.
+    pub refuse_job_clients: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            allow: vec!["KeeperLogger".to_string()],
+            settings: SettingsMode::Ok,
+            start_broker: true,
+            receive_maximum: None,
+            log_publishes: false,
+            max_packet_size: None,
+            capture: true,
+            refuse_job_clients: false,
+        }
+    }
+}
+
+/// How the Plugin Settings endpoint answers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SettingsMode {
+    /// 200 with `broker.host` and `broker.port` (a number) pointing at the job listener.
+    Ok,
+    /// Like `Ok` but `broker.port` is a JSON string, e.g. `"8883"`.
+    PortAsString,
+    /// That HTTP status with a short JSON error body (403 is what non-agent processes get).
+    Status(u16),
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// 200 with `{}`.
+    MissingKeys,
+    /// Sleep this long, then answer like `Ok` (for client timeouts).
+    Delay(Duration),
+    /// The `Ok` shape, but the port is one where nothing listens.
+    WrongPort,
+}
+
+impl FromStr for SettingsMode {
+    type Err = Error;
+
+    /// Parses `ok`, `port-string`, a status code such as `403`/`500`, `garbage`,
+    /// `missing-keys`, `delay:MS`, `wrong-port`.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let s = s.trim();
+        let mode = match s.to_ascii_lowercase().as_str() {
+            "ok" => SettingsMode::Ok,
+            "port-string" | "port-as-string" => SettingsMode::PortAsString,
+            "garbage" => SettingsMode::Garbage,
+            "missing-keys" => SettingsMode::MissingKeys,
+            "wrong-port" => SettingsMode::WrongPort,
+            other => {
+                if let Some(ms) = other.strip_prefix("delay:") {
+                    let ms: u64 = ms.trim().parse().map_err(|_| {
+                        Error::Invalid(format!(
+                            "settings mode {s:?}: delay needs milliseconds, e.g. delay:3000"
+                        ))
+                    })?;
+                    SettingsMode::Delay(Duration::from_millis(ms))
+                } else if let Ok(code) = other.parse::<u16>() {
+                    if !(100..=599).contains(&code) {
+                        return Err(Error::Invalid(format!(
+                            "settings mode {s:?}: HTTP status must be 100..=599"
+                        )));
+                    }
+                    SettingsMode::Status(code)
+                } else {
+                    return Err(Error::Invalid(format!(
+                        "unknown settings mode {s:?}: use ok, port-string, 403, 500 (any status), \
+                         garbage, missing-keys, delay:MS or wrong-port"
+                    )));
+                }
+            }
+        };
+        Ok(mode)
+    }
+}
+
+impl std::fmt::Display for SettingsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SettingsMode::Ok => f.write_str("ok"),
+            SettingsMode::PortAsString => f.write_str("port-string"),
+            SettingsMode::Status(c) => write!(f, "{c}"),
+            SettingsMode::Garbage => f.write_str("garbage"),
+            SettingsMode::MissingKeys => f.write_str("missing-keys"),
+            SettingsMode::Delay(d) => write!(f, "delay:{}", d.as_millis()),
+            SettingsMode::WrongPort => f.write_str("wrong-port"),
+        }
+    }
+}
+
+/// One message the capture subscriber received.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Received {
+    /// The topic it was published to.
+    pub topic: String,
+    /// The raw payload.
+    pub payload: Vec<u8>,
+    /// When the capture subscriber received it.
+    pub at: SystemTime,
+}
+
+impl Received {
+    /// The payload parsed as JSON, or `None` when it is not JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.payload).ok()
+    }
+
+    /// The payload as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
+    }
+}

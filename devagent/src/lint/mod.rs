@@ -1,0 +1,29 @@
+//! `kepm-devagent lint`: checks a job JSON file against the agent's job rules
+//! (docs/kepm-contract.md sections 1, 2, 3, 7 and 8), the way the agent and an operator's
+//! pre-launch checklist would.
+//!
+//! Every [`Finding`] names the file, a JSON path (`$.tasks[0].command`), a stable rule id,
+//! whether it is an error (the agent would reject the job, or the task could not log) or a
+//! warning (probably a mistake), and the fix.
+//!
+//! `structure` checks the job's shape against schemas/job.schema.json; one module per rule
+//! family (`document`, `schedule`, `events`, `topics`, `tasks`) adds the rules a schema
+//! cannot express. All report through the `Linter` of `finding`; `job` reads the file and
+//! runs them in order.
+
+mod document;
+mod events;
+mod finding;
+mod job;
+mod schedule;
+mod structure;
+mod tasks;
+mod topics;
+
+pub use crate::binary::{bin_path, resolve_binary};
+pub use crate::os::Os;
+pub use finding::{Finding, Severity};
+pub use job::{default_agent_root, lint_file, lint_value, LintOptions, Report};
+pub use schedule::{check_cron, parse_utc};
+pub use tasks::{API_BASE_ARGUMENT, API_BASE_PLACEHOLDER};
+pub use topics::{topic_allowed, topic_matches, LOG_TOPIC};

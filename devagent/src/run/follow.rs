@@ -1,0 +1,117 @@
+//! Shows what the broker received while the tasks run: log records (checked against the
+//! KeeperLogger schema), events, denied publishes, clients.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::output::{now_hms, say};
+use super::report::Message;
+use crate::agent::DevAgent;
+use crate::lint::LOG_TOPIC;
+use crate::wait::wait_until;
+use crate::{schema, view};
+
+/// How long to wait, after a task exits, for what it published to reach the capture.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// Prints captured messages, denials and clients as they arrive; checks the schema.
+pub(super) struct Follower {
+    stop: Arc<AtomicBool>,
+    printed: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<Vec<Message>>>,
+}
+
+impl Follower {
+    pub(super) fn start(agent: Arc<DevAgent>) -> Follower {
+        let stop = Arc::new(AtomicBool::new(false));
+        let printed = Arc::new(AtomicUsize::new(0));
+        let (s, p) = (Arc::clone(&stop), Arc::clone(&printed));
+        let thread = std::thread::spawn(move || follow(&agent, &s, &p));
+        Follower {
+            stop,
+            printed,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits until every publish the broker accepted so far has been captured and printed.
+    pub(super) fn settle(&self, agent: &DevAgent) {
+        wait_until(Instant::now() + SETTLE, Duration::from_millis(10), || {
+            self.printed.load(Ordering::SeqCst) >= agent.publishes_received()
+        });
+        // Denial lines come from the broker log, which may trail the PUBACK by a moment.
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    pub(super) fn stop(mut self) -> Vec<Message> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+fn follow(agent: &DevAgent, stop: &AtomicBool, printed: &AtomicUsize) -> Vec<Message> {
+    let mut out = Vec::new();
+    let mut ids = HashSet::new();
+    let (mut next_denial, mut next_client) = (0usize, 0usize);
+    loop {
+        let finishing = stop.load(Ordering::SeqCst);
+        let batch = agent.messages_from(
+            out.len(),
+            if finishing {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(50)
+            },
+        );
+        let clients = agent.clients();
+        for c in clients.iter().skip(next_client) {
+            say(&format!("{} CLIENT   connected as {c}", now_hms()));
+        }
+        next_client = next_client.max(clients.len());
+        for m in batch {
+            let mut violations = Vec::new();
+            if m.topic == LOG_TOPIC {
+                violations = schema::check_log_payload(&m.payload);
+                if let Some(id) = m
+                    .json()
+                    .and_then(|v| v.get("Id").and_then(Value::as_str).map(str::to_string))
+                {
+                    if !ids.insert(id.clone()) {
+                        violations.push(format!(
+                            "Id {id} was already used by an earlier message (each needs a new UUID)"
+                        ));
+                    }
+                }
+            }
+            say(&view::pretty_message(&m));
+            for v in &violations {
+                say(&format!("             SCHEMA   {v}"));
+            }
+            out.push(Message {
+                received: m,
+                violations,
+            });
+            printed.store(out.len(), Ordering::SeqCst);
+        }
+        let denials = agent.denials();
+        for (client, topic) in denials.iter().skip(next_denial) {
+            say(&format!(
+                "{} DENIED   publish to {topic:?} by {client}: not in mqttTopics.allowedPublications \
+                 (PUBACK 0x87)",
+                now_hms()
+            ));
+        }
+        next_denial = next_denial.max(denials.len());
+        if finishing {
+            return out;
+        }
+    }
+}

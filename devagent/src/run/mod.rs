@@ -1,0 +1,21 @@
+//! `kepm-devagent run`: runs a job locally the way the agent's job runner does, and prints
+//! the operator's log view.
+//!
+//! Lint first; then the HTTPS Plugin Settings endpoint and a Mosquitto whose ACL is the job's
+//! `mqttTopics.allowedPublications`; then each task in order (binary resolved like the agent,
+//! `{KeeperApiBaseUrl}` substituted in the `arguments` string, which is then split into argv
+//! by the agent's rules ([`crate::cmdline::split_command_line`]), `KEEPER_JOB_ID`/`KEEPER_JOB_NAME`
+//! only when `mqttTopics` has an entry, `timeoutSeconds` enforced, `continueOnFailure`
+//! honoured), with the task's output and every received message shown live; a summary at the
+//! end.//!
+//! By concern: `job` drives the run, `task` starts and watches one task, `follow` shows
+//! what the broker received, `report` holds the results and prints the summary.
+
+mod follow;
+mod job;
+mod output;
+mod report;
+mod task;
+
+pub use job::{run_job, RunOptions};
+pub use report::{Message, RunSummary, TaskResult};
