@@ -22,7 +22,7 @@ export type LevelLike =
   | 'debug' | 'info' | 'warning' | 'warn' | 'error' | 'critical' | 'fatal' | 'verbose' | 'trace'
   | (string & {});
 
-/** Stable error codes, equal to the Rust core's `Error::kind()`. */
+/** Stable error codes, equal to the Rust core's `ErrorKind::as_str()`. */
 export type ErrorCode =
   | 'missing_job_id'
   | 'invalid_job_id'
@@ -36,14 +36,27 @@ export type ErrorCode =
   | 'forked'
   | 'timeout'
   | 'denied'
+  | 'undeliverable'
   | 'internal';
 
 /**
- * A failure the core reports (wrong argument types and values throw TypeError / RangeError
- * instead). The message says what to change.
+ * A failure the core reports (wrong argument types throw TypeError, bad option values a
+ * RangeError with the core's message and `code: 'invalid_option'`). The message is the core's
+ * and says what to change.
  */
 export declare class KepmlogError extends Error {
   readonly code: ErrorCode;
+  /**
+   * Set on the errors of flush/shutdown ('denied', 'undeliverable'): the core's outcome.
+   * Records not acknowledged at the deadline.
+   */
+  readonly undelivered?: number;
+  /** Records the broker refused since the previous flush or shutdown. */
+  readonly denied?: number;
+  /** The topics of those refusals, each once; add them to mqttTopics.allowedPublications. */
+  readonly deniedTopics?: string[];
+  /** Records given up since the previous flush or shutdown (larger than the broker's Maximum Packet Size). */
+  readonly undeliverable?: number;
 }
 
 export interface LoggerOptions {
@@ -59,11 +72,11 @@ export interface LoggerOptions {
   apiBase?: string;
   /** PEM file of CAs to trust. Without it, TLS verification is skipped, and only for loopback hosts. */
   caBundle?: string;
-  /** Broker address; skips Plugin Settings discovery. "host:port" or { host, port }. */
+  /** Broker address; skips Plugin Settings discovery. "host:port" (IPv6 in brackets: "[::1]:8675") or { host, port }. */
   broker?: string | { host: string; port: number };
   /** Records the queue holds. Default 65536. */
   queueCapacity?: number;
-  /** When the queue is full: 'drop' (default; counted in stats().dropped) or 'block' (wait up to blockTimeoutMs). */
+  /** When the queue is full: 'drop' (default; counted in stats().dropped) or 'block' (wait up to blockTimeoutMs); any case. */
   overflow?: 'drop' | 'block';
   /** Longest wait for queue room with overflow 'block'. Default 1000. */
   blockTimeoutMs?: number;
@@ -134,7 +147,7 @@ export declare class Logger {
   /** A logger configured from the job's process: KEEPER_JOB_ID, `--keeper-api-base` in process.argv. */
   static fromJob(sourceOrOptions?: string | LoggerOptions): Logger;
 
-  /** Milliseconds the exit hook may spend flushing all loggers. Default 5000. */
+  /** Milliseconds the exit hook may spend flushing all loggers. Default: the core's close timeout (5000). */
   static exitFlushTimeoutMs: number;
 
   /** Logs one record. Returns true when accepted, false when dropped because the queue was full.
@@ -154,16 +167,21 @@ export declare class Logger {
 
   /**
    * Resolves with 0 once every record accepted before the call is acknowledged, or at the
-   * deadline with the number still undelivered. Waits on the libuv thread pool. Rejects with
-   * KepmlogError 'denied' when the broker refused publishes since the previous flush.
-   * @param timeoutMs default 5000
+   * deadline with the number still undelivered (they stay queued; a deadline alone is not an
+   * error). Waits on the libuv thread pool. Rejects with KepmlogError 'denied' when the broker
+   * refused publishes since the previous flush or shutdown, else 'undeliverable' when records
+   * were given up; both carry undelivered, denied, deniedTopics and undeliverable.
+   * @param timeoutMs default 5000 (the core's close timeout)
    */
   flush(timeoutMs?: number): Promise<number>;
-  /** Like flush, blocking the JS thread (for exit paths). Returns the undelivered count. */
+  /** Like flush, blocking the JS thread (for exit paths): returns the count or throws. */
   flushSync(timeoutMs?: number): number;
   /** Flushes until the deadline, disconnects and stops the worker; idempotent. Resolves with the
-   * number undelivered (counted as failed). Later log calls throw 'shut_down'. */
+   * number undelivered at the deadline (counted as failed, written to stderr unless
+   * undeliveredToStderr is false); rejects like flush, the logger being shut down all the same.
+   * Later log calls throw 'shut_down'. */
   shutdown(timeoutMs?: number): Promise<number>;
+  /** Like shutdown, blocking the JS thread: returns the count or throws. */
   shutdownSync(timeoutMs?: number): number;
   stats(): Stats;
 

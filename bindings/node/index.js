@@ -2,8 +2,9 @@
 // kepmlog for Node.js: log from a KEPM job task to the agent's KeeperLogger topic.
 //
 // The native addon (Rust core, napi-rs) does the work on its own thread; this file checks
-// arguments (TypeError / RangeError), turns the core's failures into Errors with `code`, and
-// flushes every live logger when the process exits.
+// argument types (TypeError; values are the core's to check), re-classes the core's errors
+// (napi errors whose `code` is the core's kind) as KepmlogError, and flushes every live logger
+// when the process exits.
 
 const path = require('node:path');
 
@@ -30,8 +31,14 @@ const LEVEL_CACHE_MAX = 64;
 /** The six levels by their vendor names. */
 const Level = Object.freeze({ Debug: 0, Info: 1, Warning: 2, Error: 3, Critical: 4, Verbose: 5 });
 
-const DEFAULT_TIMEOUT_MS = 5000;
+/** The core's timeout for a logger closed without one: the exit hook's and flush/shutdown's default. */
+const DEFAULT_TIMEOUT_MS = native.defaultCloseTimeoutMs();
 const DEFAULT_BLOCK_MS = 1000;
+
+/** The `code` of every core error (the core's ErrorKind names). */
+const CORE_KINDS = new Set(native.errorKinds());
+/** What a failed flush/shutdown could not deliver, set on its error by the native side. */
+const OUTCOME_FIELDS = ['undelivered', 'denied', 'deniedTopics', 'undeliverable'];
 
 /** A failure reported by the core; `code` is its stable kind (e.g. 'empty_message', 'denied'). */
 class KepmlogError extends Error {
@@ -42,9 +49,37 @@ class KepmlogError extends Error {
   }
 }
 
-function nativeError(encoded) {
-  const i = encoded.indexOf(':');
-  return new KepmlogError(encoded.slice(0, i), `kepmlog: ${encoded.slice(i + 1)}`);
+/**
+ * The core's error as the KepmlogError users catch. The addon throws plain Errors (napi-rs
+ * cannot throw an instance of a JS class), whose code and message are already the core's.
+ */
+function fromNative(e) {
+  // Only the addon's plain Errors: a RangeError or TypeError of this file stays what it is.
+  if (!(e instanceof Error) || Object.getPrototypeOf(e) !== Error.prototype || !CORE_KINDS.has(e.code)) return e;
+  const err = new KepmlogError(e.code, e.message);
+  for (const key of OUTCOME_FIELDS) if (key in e) err[key] = e[key];
+  return err;
+}
+
+function rethrowNative(e) {
+  throw fromNative(e);
+}
+
+/**
+ * Runs a core value check of an option: its refusal becomes the RangeError the API promises
+ * for bad values, with the core's message and `code` 'invalid_option'.
+ */
+function coreValue(check) {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof Error && e.code === 'invalid_option') {
+      const err = new RangeError(e.message);
+      err.code = e.code;
+      throw err;
+    }
+    throw fromNative(e);
+  }
 }
 
 function describe(v) {
@@ -61,14 +96,6 @@ function checkTimeout(name, v) {
   if (typeof v !== 'number') throw new TypeError(`kepmlog: ${name} must be a number of milliseconds, got ${describe(v)}`);
   if (!Number.isFinite(v) || v < 0) {
     throw new RangeError(`kepmlog: ${name} must be a finite number of milliseconds >= 0, got ${v}`);
-  }
-  return v;
-}
-
-function checkInteger(name, v, min, max) {
-  if (typeof v !== 'number') throw new TypeError(`kepmlog: ${name} must be an integer, got ${describe(v)}`);
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new RangeError(`kepmlog: ${name} must be an integer from ${min} to ${max}, got ${v}`);
   }
   return v;
 }
@@ -128,34 +155,50 @@ function nativeOptions(options) {
     }
   }
   if (o.jobId === undefined && process.env.KEEPER_JOB_ID !== undefined) o.jobId = process.env.KEEPER_JOB_ID;
+  // Values are the core's to check (coreValue): the same rules and messages in every binding.
   const broker = options.broker;
   if (broker !== undefined) {
-    let host;
-    let port;
     if (typeof broker === 'string') {
-      const m = /^(.+):(\d+)$/.exec(broker);
-      if (!m) throw new RangeError(`kepmlog: options.broker ${JSON.stringify(broker)} is not "host:port"`);
-      host = m[1].replace(/^\[(.*)\]$/, '$1');
-      port = Number(m[2]);
+      const parsed = coreValue(() => native.parseBroker(broker));
+      o.brokerHost = parsed.host;
+      o.brokerPort = parsed.port;
     } else if (broker && typeof broker === 'object') {
-      host = broker.host;
-      port = broker.port;
+      const host = broker.host;
+      let port = broker.port;
       if (typeof port === 'string' && /^\d+$/.test(port)) port = Number(port);
+      checkString('options.broker.host', host);
+      if (typeof port !== 'number') {
+        throw new TypeError(`kepmlog: options.broker.port must be an integer, got ${describe(port)}`);
+      }
+      if (!Number.isInteger(port)) throw new RangeError(`kepmlog: options.broker.port must be an integer, got ${port}`);
+      coreValue(() => native.checkBroker(host, port));
+      o.brokerHost = host;
+      o.brokerPort = port;
     } else {
       throw new TypeError(`kepmlog: options.broker must be "host:port" or { host, port }, got ${describe(broker)}`);
     }
-    checkString('options.broker.host', host);
-    o.brokerHost = host;
-    o.brokerPort = checkInteger('options.broker.port', port, 1, 65535);
   }
   if (options.queueCapacity !== undefined) {
-    o.queueCapacity = checkInteger('options.queueCapacity', options.queueCapacity, 1, 0xffffffff);
-  }
-  if (options.overflow !== undefined && options.overflow !== 'drop') {
-    if (options.overflow !== 'block') {
-      const bad = typeof options.overflow === 'string' ? RangeError : TypeError;
-      throw new bad(`kepmlog: options.overflow must be 'drop' or 'block', got ${describe(options.overflow)}`);
+    // The addon takes a 32-bit count; whether it is enough (at least 1) is the core's rule, and
+    // a negative one is refused like 0.
+    const capacity = options.queueCapacity;
+    if (typeof capacity !== 'number') {
+      throw new TypeError(`kepmlog: options.queueCapacity must be an integer, got ${describe(capacity)}`);
     }
+    if (!Number.isInteger(capacity) || capacity > 0xffffffff) {
+      throw new RangeError(`kepmlog: options.queueCapacity must be an integer up to 4294967295, got ${capacity}`);
+    }
+    coreValue(() => native.checkQueueCapacity(Math.max(capacity, 0)));
+    o.queueCapacity = capacity;
+  }
+  let block = false;
+  if (options.overflow !== undefined) {
+    if (typeof options.overflow !== 'string') {
+      throw new TypeError(`kepmlog: options.overflow must be 'drop' or 'block', got ${describe(options.overflow)}`);
+    }
+    block = coreValue(() => native.overflowBlocks(options.overflow));
+  }
+  if (block) {
     o.overflowBlockMs =
       options.blockTimeoutMs === undefined ? DEFAULT_BLOCK_MS : checkTimeout('options.blockTimeoutMs', options.blockTimeoutMs);
   } else if (options.blockTimeoutMs !== undefined) {
@@ -170,7 +213,8 @@ function nativeOptions(options) {
     throw new TypeError('kepmlog: options.args must be an array of strings');
   }
   o.args = args.slice();
-  if (typeof process.argv[1] === 'string' && process.argv[1] !== '') o.scriptPath = process.argv[1];
+  // The core names the token after the script (and knows what is not one).
+  if (typeof process.argv[1] === 'string') o.scriptPath = process.argv[1];
   if (options.stderrDiagnostics !== undefined) {
     if (typeof options.stderrDiagnostics !== 'boolean') {
       throw new TypeError(`kepmlog: options.stderrDiagnostics must be a boolean, got ${describe(options.stderrDiagnostics)}`);
@@ -191,11 +235,6 @@ function nativeOptions(options) {
   return o;
 }
 
-function settled(r) {
-  if (typeof r === 'number') return r;
-  throw nativeError(r);
-}
-
 let exitHookInstalled = false;
 
 function installExitHook() {
@@ -207,6 +246,8 @@ function installExitHook() {
   process.on('exit', () => {
     const ms = Logger.exitFlushTimeoutMs;
     const timeout = typeof ms === 'number' && ms >= 0 ? ms : DEFAULT_TIMEOUT_MS;
+    // Never throws: denials and records given up are left out of its count, since an exit
+    // listener has no caller to report them to and the core has written them on stderr.
     const undelivered = native.flushAllSync(timeout);
     if (undelivered > 0) {
       process.stderr.write(`kepmlog: ${undelivered} record(s) undelivered at exit\n`);
@@ -221,8 +262,13 @@ class Logger {
    * @param {import('./index').LoggerOptions} [options]
    */
   constructor(options) {
-    const r = native.createLogger(nativeOptions(options));
-    if (typeof r === 'string') throw nativeError(r);
+    const o = nativeOptions(options);
+    let r;
+    try {
+      r = native.createLogger(o);
+    } catch (e) {
+      throw fromNative(e);
+    }
     Object.defineProperty(this, NATIVE, { value: r });
     installExitHook();
   }
@@ -287,9 +333,11 @@ class Logger {
         else throw new TypeError(`kepmlog: options.context must be a string or an object, got ${describe(x)}`);
       }
     }
-    const r = this[NATIVE].log(level, category, message, correlationId, context);
-    if (r === true || r === false) return r;
-    throw nativeError(r);
+    try {
+      return this[NATIVE].log(level, category, message, correlationId, context);
+    } catch (e) {
+      throw fromNative(e);
+    }
   }
 
   /** Publishes one JSON object to the job's event topic (QoS 1). true = accepted. */
@@ -297,41 +345,59 @@ class Logger {
     if (object === null || typeof object !== 'object' || Array.isArray(object)) {
       throw new TypeError(`kepmlog: event must be a plain object, got ${describe(object)}`);
     }
-    const r = this[NATIVE].event(JSON.stringify(object));
-    if (r === true || r === false) return r;
-    throw nativeError(r);
+    const json = JSON.stringify(object);
+    try {
+      return this[NATIVE].event(json);
+    } catch (e) {
+      throw fromNative(e);
+    }
   }
 
   /**
    * Resolves when every record accepted before the call is acknowledged (0), or at the
-   * deadline with the number still undelivered. Waits on the libuv thread pool.
+   * deadline with the number still undelivered. Waits on the libuv thread pool. Rejects with
+   * KepmlogError 'denied' / 'undeliverable' (carrying the outcome) for records denied or given
+   * up since the previous flush or shutdown.
    */
   flush(timeoutMs = DEFAULT_TIMEOUT_MS) {
     try {
       checkTimeout('timeoutMs', timeoutMs);
-      return this[NATIVE].flush(timeoutMs).then(settled);
+      return this[NATIVE].flush(timeoutMs).catch(rethrowNative);
     } catch (e) {
-      return Promise.reject(e);
+      return Promise.reject(fromNative(e));
     }
   }
 
   /** Like flush, but blocks the JS thread; for exit paths. Returns the undelivered count. */
   flushSync(timeoutMs = DEFAULT_TIMEOUT_MS) {
-    return settled(this[NATIVE].flushSync(checkTimeout('timeoutMs', timeoutMs)));
+    checkTimeout('timeoutMs', timeoutMs);
+    try {
+      return this[NATIVE].flushSync(timeoutMs);
+    } catch (e) {
+      throw fromNative(e);
+    }
   }
 
-  /** Flushes until the deadline, disconnects, stops the worker. Idempotent. Resolves with the undelivered count. */
+  /**
+   * Flushes until the deadline, disconnects, stops the worker. Idempotent. Resolves with the
+   * number given up at the deadline; rejects like flush (the logger is shut down all the same).
+   */
   shutdown(timeoutMs = DEFAULT_TIMEOUT_MS) {
     try {
       checkTimeout('timeoutMs', timeoutMs);
-      return this[NATIVE].shutdown(timeoutMs).then(settled);
+      return this[NATIVE].shutdown(timeoutMs).catch(rethrowNative);
     } catch (e) {
-      return Promise.reject(e);
+      return Promise.reject(fromNative(e));
     }
   }
 
   shutdownSync(timeoutMs = DEFAULT_TIMEOUT_MS) {
-    return settled(this[NATIVE].shutdownSync(checkTimeout('timeoutMs', timeoutMs)));
+    checkTimeout('timeoutMs', timeoutMs);
+    try {
+      return this[NATIVE].shutdownSync(timeoutMs);
+    } catch (e) {
+      throw fromNative(e);
+    }
   }
 
   /** Counters: accepted = delivered + denied + failed + pending; dropped is not accepted. */

@@ -1,20 +1,20 @@
 //! N-API addon behind the `kepmlog` npm package. It links the core directly; `index.js` wraps
-//! it with argument checks (TypeError/RangeError) and the `process.on('exit')` flush.
+//! it with type checks (TypeError/RangeError) and the `process.on('exit')` flush.
 //!
-//! Errors the core reports cross the boundary as plain values (`"kind:message"` strings) rather
-//! than thrown napi errors: napi-rs can only throw with a `Status` code, while the package
-//! promises `err.code === Error::kind()`. The JS wrapper turns them into `Error`s with `code`.
+//! Core errors are thrown as napi errors whose custom status is the core's `ErrorKind`, so
+//! `err.code` is the kind (`'denied'`, `'shut_down'`, ...) and the message is the core's text;
+//! `index.js` only re-classes them as `KepmlogError`. The errors of `flush`/`shutdown` also
+//! carry the core's outcome (`undelivered`, `denied`, `deniedTopics`, `undeliverable`).
 //!
 //! Nothing here registers a libuv handle except the promise of `flush`/`shutdown` while it is
 //! pending, so a script that logs and ends lets the event loop end.
 
-use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use kepmlog::{identity, Error, Fallback, Level, Logger, Options, Overflow};
-use napi::bindgen_prelude::{AsyncTask, Either};
-use napi::{Env, Task};
+use kepmlog::{identity, Error, ErrorKind, Fallback, Level, Logger, Options, Outcome, Overflow};
+use napi::bindgen_prelude::{AsyncTask, JsObjectValue};
+use napi::{Env, JsError, JsValue, Status, Task, Unknown};
 use napi_derive::napi;
 
 /// Options as `index.js` passes them, already type-checked and defaulted there.
@@ -35,7 +35,7 @@ pub struct NativeOptions {
     pub settings_timeout_ms: Option<f64>,
     pub drop_timeout_ms: Option<f64>,
     pub args: Option<Vec<String>>,
-    /// The main script: its file stem is the default token (the executable is `node`).
+    /// The main script (`process.argv[1]`): the core names the token after it.
     pub script_path: Option<String>,
     pub stderr_diagnostics: Option<bool>,
     /// `"error"` or `"stderr"`; unset: `KEPMLOG_FALLBACK`, else error.
@@ -54,8 +54,59 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn encode_error(e: &Error) -> String {
-    format!("{}:{e}", e.kind())
+/// The napi error status of a core error: napi-rs makes it the JS error's `code`.
+pub struct Code(ErrorKind);
+
+impl AsRef<str> for Code {
+    fn as_ref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+/// The message every binding's error has: the core's text; Node's say where they come from.
+fn message(e: &Error) -> String {
+    format!("kepmlog: {e}")
+}
+
+fn core_error(e: Error) -> napi::Error<Code> {
+    let reason = message(&e);
+    napi::Error::new(Code(e.kind()), reason)
+}
+
+/// The JS error of a failed `flush`/`shutdown`, with the outcome as properties when there is
+/// one. Returned as a napi error holding that object, which napi-rs throws (or rejects the
+/// promise with) as it is.
+fn settle_error(env: Env, e: &Error, outcome: Option<&Outcome>) -> napi::Error {
+    let unknown = JsError::from(napi::Error::new(Code(e.kind()), message(e))).into_unknown(env);
+    let built = outcome.map_or(Ok(()), |o| with_outcome(&unknown, o));
+    match built {
+        Ok(()) => napi::Error::from(unknown),
+        // Only when the JS engine cannot make objects any more; still say what went wrong.
+        Err(_) => napi::Error::new(Status::GenericFailure, message(e)),
+    }
+}
+
+fn with_outcome(error: &Unknown<'_>, o: &Outcome) -> napi::Result<()> {
+    let mut obj = error.coerce_to_object()?;
+    // Counts above 2^53 records are not reachable in one process.
+    obj.set_named_property("undelivered", o.undelivered as f64)?;
+    obj.set_named_property("denied", o.denied as f64)?;
+    obj.set_named_property("deniedTopics", o.denied_topics.clone())?;
+    obj.set_named_property("undeliverable", o.undeliverable as f64)?;
+    Ok(())
+}
+
+/// What `flush`/`shutdown` answer (the rule of the README's "Flush and shutdown", the same in
+/// every binding): the number undelivered at the deadline, unless records were denied or
+/// given up, which is an error carrying the whole outcome.
+fn settle(env: Env, result: Result<Outcome, Error>) -> napi::Result<f64> {
+    let outcome = result.map_err(|e| settle_error(env, &e, None))?;
+    match outcome.error() {
+        Some(e) if e.kind() != ErrorKind::Timeout => Err(settle_error(env, &e, Some(&outcome))),
+        // A deadline alone is a count: the records stay queued (flush) or went to stderr
+        // (shutdown), and the caller decides whether that matters.
+        _ => Ok(outcome.undelivered as f64),
+    }
 }
 
 fn millis(ms: f64) -> Duration {
@@ -76,17 +127,14 @@ fn build_options(o: NativeOptions) -> Result<Options, Error> {
         opts.default_category = c;
     }
     opts.job_id = o.job_id;
-    opts.token = o.token.or_else(|| {
-        o.script_path.as_deref().and_then(|p| {
-            Path::new(p)
-                .file_stem()
-                .map(|s| identity::safe_token(&s.to_string_lossy()))
-        })
-    });
+    opts.token = Some(
+        o.token
+            .unwrap_or_else(|| identity::script_token(o.script_path.as_deref(), "node")),
+    );
     opts.api_base = o.api_base;
     opts.ca_bundle = o.ca_bundle.map(Into::into);
     if let Some(host) = o.broker_host {
-        // index.js checks the range; 0 is refused by the core with a clear message.
+        // index.js had the core check the pair; 0 is refused by the core again.
         let port = u16::try_from(o.broker_port.unwrap_or(0)).unwrap_or(0);
         opts.broker = Some((host, port));
     }
@@ -123,51 +171,33 @@ pub struct NativeLogger {
     drop_timeout: Duration,
 }
 
-/// Creates a logger, or returns `"kind:message"`.
+/// Creates a logger.
 #[napi]
-pub fn create_logger(options: NativeOptions) -> Either<NativeLogger, String> {
-    let opts = match build_options(options) {
-        Ok(opts) => opts,
-        Err(e) => return Either::B(encode_error(&e)),
-    };
+pub fn create_logger(options: NativeOptions) -> napi::Result<NativeLogger, Code> {
+    let opts = build_options(options).map_err(core_error)?;
     let drop_timeout = opts.drop_timeout;
-    match Logger::new(opts) {
-        Ok(logger) => {
-            let inner = Arc::new(logger);
-            let mut live = lock(&LIVE);
-            live.retain(|w| w.strong_count() > 0);
-            live.push(Arc::downgrade(&inner));
-            Either::A(NativeLogger {
-                inner,
-                drop_timeout,
-            })
-        }
-        Err(e) => Either::B(encode_error(&e)),
-    }
+    let inner = Arc::new(Logger::new(opts).map_err(core_error)?);
+    let mut live = lock(&LIVE);
+    live.retain(|w| w.strong_count() > 0);
+    live.push(Arc::downgrade(&inner));
+    Ok(NativeLogger {
+        inner,
+        drop_timeout,
+    })
 }
 
-fn log_result(r: Result<(), Error>) -> Either<bool, String> {
+fn log_result(r: Result<(), Error>) -> napi::Result<bool, Code> {
     match r {
-        Ok(()) => Either::A(true),
-        Err(Error::QueueFull { .. }) => Either::A(false),
-        Err(e) => Either::B(encode_error(&e)),
-    }
-}
-
-/// What `flush`/`shutdown` report to JS: the undelivered count, or `"kind:message"` for a
-/// failure other than the deadline.
-fn settle(r: Result<(), Error>) -> Either<f64, String> {
-    match r {
-        Ok(()) => Either::A(0.0),
-        Err(Error::Timeout { undelivered, .. }) => Either::A(undelivered as f64),
-        Err(e) => Either::B(encode_error(&e)),
+        Ok(()) => Ok(true),
+        Err(Error::QueueFull { .. }) => Ok(false),
+        Err(e) => Err(core_error(e)),
     }
 }
 
 #[napi]
 impl NativeLogger {
-    /// `level` is a wire value (0..5), checked by index.js. Returns true (accepted), false
-    /// (dropped: queue full) or `"kind:message"`.
+    /// `level` is a wire value (0..5), checked by index.js. Returns true (accepted) or false
+    /// (dropped: queue full).
     #[napi]
     pub fn log(
         &self,
@@ -176,9 +206,9 @@ impl NativeLogger {
         message: String,
         correlation_id: Option<String>,
         context: Option<String>,
-    ) -> Either<bool, String> {
+    ) -> napi::Result<bool, Code> {
         let Some(level) = Level::from_wire(i64::from(level)) else {
-            return Either::B(encode_error(&Error::InvalidLevel(level.to_string())));
+            return Err(core_error(Error::InvalidLevel(level.to_string())));
         };
         // index.js passes undefined for the usual empty fields: cheaper than converting "".
         log_result(self.inner.log_with(
@@ -192,7 +222,7 @@ impl NativeLogger {
 
     /// `json` is the `JSON.stringify` of the caller's object.
     #[napi]
-    pub fn event(&self, json: String) -> Either<bool, String> {
+    pub fn event(&self, json: String) -> napi::Result<bool, Code> {
         log_result(self.inner.event_json(&json))
     }
 
@@ -206,8 +236,8 @@ impl NativeLogger {
     }
 
     #[napi]
-    pub fn flush_sync(&self, timeout_ms: f64) -> Either<f64, String> {
-        settle(self.inner.flush(millis(timeout_ms)))
+    pub fn flush_sync(&self, env: Env, timeout_ms: f64) -> napi::Result<f64> {
+        settle(env, self.inner.flush_outcome(millis(timeout_ms)))
     }
 
     #[napi]
@@ -220,8 +250,8 @@ impl NativeLogger {
     }
 
     #[napi]
-    pub fn shutdown_sync(&self, timeout_ms: f64) -> Either<f64, String> {
-        settle(self.inner.shutdown(millis(timeout_ms)))
+    pub fn shutdown_sync(&self, env: Env, timeout_ms: f64) -> napi::Result<f64> {
+        settle(env, self.inner.shutdown_outcome(millis(timeout_ms)))
     }
 
     /// `Stats` as JSON text: u64 counters and nullable strings map onto JS most simply so.
@@ -309,9 +339,13 @@ pub fn flush_all_sync(timeout_ms: f64) -> f64 {
             continue;
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        if let Err(Error::Timeout { undelivered: n, .. }) = logger.flush(left) {
-            undelivered += n;
-            behind.push(logger);
+        // Only the count matters here: a denial or a give-up has no one to be thrown to at
+        // exit, and the core has already written it on stderr (its diagnostics).
+        if let Ok(outcome) = logger.flush_outcome(left) {
+            if outcome.undelivered > 0 {
+                undelivered += outcome.undelivered;
+                behind.push(logger);
+            }
         }
     }
     for logger in behind {
@@ -339,19 +373,20 @@ pub struct Settle {
 }
 
 impl Task for Settle {
-    type Output = Either<f64, String>;
-    type JsValue = Either<f64, String>;
+    type Output = Result<Outcome, Error>;
+    type JsValue = f64;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(settle(if self.shutdown {
-            self.logger.shutdown(self.timeout)
+        Ok(if self.shutdown {
+            self.logger.shutdown_outcome(self.timeout)
         } else {
-            self.logger.flush(self.timeout)
-        }))
+            self.logger.flush_outcome(self.timeout)
+        })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
-        Ok(output)
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
+        // An error here rejects the promise with the error object settle built.
+        settle(env, output)
     }
 }
 
@@ -362,6 +397,67 @@ pub fn parse_level(name: String) -> i32 {
     name.parse::<Level>()
         .map(|l| i32::from(l.wire_value()))
         .unwrap_or(-1)
+}
+
+/// `"HOST:PORT"` (an IPv6 host in brackets) as the core parses it.
+#[napi(object)]
+pub struct BrokerAddress {
+    pub host: String,
+    pub port: u32,
+}
+
+#[napi]
+pub fn parse_broker(text: String) -> napi::Result<BrokerAddress, Code> {
+    let (host, port) = kepmlog::parse_broker(&text).map_err(core_error)?;
+    Ok(BrokerAddress {
+        host,
+        port: u32::from(port),
+    })
+}
+
+/// A `{ host, port }` broker, checked by the core. `port` is any integer index.js was given.
+#[napi]
+pub fn check_broker(host: String, port: i64) -> napi::Result<(), Code> {
+    match u16::try_from(port) {
+        Ok(port) => kepmlog::check_broker(&host, port).map_err(core_error),
+        // The core takes a u16 port, so it cannot see this one: its parser names the range.
+        Err(_) => kepmlog::parse_broker(&format!("[{host}]:{port}"))
+            .map(drop)
+            .map_err(core_error),
+    }
+}
+
+#[napi]
+pub fn check_queue_capacity(capacity: u32) -> napi::Result<(), Code> {
+    kepmlog::check_queue_capacity(capacity as usize).map_err(core_error)
+}
+
+/// Whether the overflow name (the core's: "drop" or "block", any case) means block.
+#[napi]
+pub fn overflow_blocks(name: String) -> napi::Result<bool, Code> {
+    let overflow = Overflow::parse(&name, Duration::ZERO).map_err(core_error)?;
+    Ok(matches!(overflow, Overflow::Block(_)))
+}
+
+/// The core's token of a tool run by Node: its script's name, else "node".
+#[napi]
+pub fn script_token(script: Option<String>) -> String {
+    identity::script_token(script.as_deref(), "node")
+}
+
+/// The core's timeout for a logger closed without one: the exit hook's.
+#[napi]
+pub fn default_close_timeout_ms() -> f64 {
+    kepmlog::DEFAULT_CLOSE_TIMEOUT.as_secs_f64() * 1000.0
+}
+
+/// Every `err.code` a core error can have.
+#[napi]
+pub fn error_kinds() -> Vec<String> {
+    ErrorKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_string())
+        .collect()
 }
 
 /// The core's version, for diagnostics.

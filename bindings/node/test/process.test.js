@@ -92,3 +92,14 @@ test('with no broker at all, the exit flush is bounded and reports what it lost'
   assert.match(r.stderr, /kepmlog: 3 record\(s\) undelivered at exit/);
   assert.ok(Date.now() - t0 < 5000 + 10000, 'bounded by the 5 s exit flush (+ generous slack)');
 });
+
+test('a denial at exit is reported by the core on stderr, never thrown', async () => {
+  const tag = `deny-${process.pid}-${Date.now()}`;
+  const r = await runFixture('deny-at-exit.js', tag);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /kepmlog: the broker denied a publish to topic "Jobs\/node-exit-job\/events".*allowedPublications/);
+  assert.doesNotMatch(r.stderr, /KepmlogError|Uncaught|at .*index\.js/);
+  assert.doesNotMatch(r.stderr, /undelivered at exit/);
+  const m = await agent.waitFor(tagged(tag));
+  assert.equal(m.payload.MetaData.Message, 'allowed at exit');
+});

@@ -9,24 +9,137 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use kepmlog::{Error, Fallback, Level, Logger, Options, Overflow};
+use kepmlog::{Error, ErrorKind, Fallback, Level, Logger, Options, Outcome, Overflow};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString, PyType};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 
-/// Turns a core error into the matching `kepmlog` exception (`kepmlog._errors.from_kind`).
+/// The exception classes of `kepmlog._errors`, looked up once: errors can come on hot paths
+/// (a handler's records after shutdown, empty messages in a loop), and an import per error
+/// costs a module lookup and an attribute lookup each time.
+struct ErrorClasses {
+    base: Py<PyType>,
+    job_id: Py<PyType>,
+    invalid_token: Py<PyType>,
+    invalid_option: Py<PyType>,
+    empty_message: Py<PyType>,
+    invalid_level: Py<PyType>,
+    invalid_event: Py<PyType>,
+    shut_down: Py<PyType>,
+    denied: Py<PyType>,
+    undeliverable: Py<PyType>,
+    forked: Py<PyType>,
+}
+
+static ERROR_CLASSES: PyOnceLock<ErrorClasses> = PyOnceLock::new();
+
+impl ErrorClasses {
+    fn get(py: Python<'_>) -> PyResult<&ErrorClasses> {
+        ERROR_CLASSES.get_or_try_init(py, || {
+            let m = py.import("kepmlog._errors")?;
+            let class = |name: &str| -> PyResult<Py<PyType>> {
+                Ok(m.getattr(name)?.cast_into::<PyType>()?.unbind())
+            };
+            Ok(ErrorClasses {
+                base: class("KepmlogError")?,
+                job_id: class("JobIdError")?,
+                invalid_token: class("InvalidTokenError")?,
+                invalid_option: class("InvalidOptionError")?,
+                empty_message: class("EmptyMessageError")?,
+                invalid_level: class("InvalidLevelError")?,
+                invalid_event: class("InvalidEventError")?,
+                shut_down: class("ShutDownError")?,
+                denied: class("DeniedError")?,
+                undeliverable: class("UndeliverableError")?,
+                forked: class("ForkedError")?,
+            })
+        })
+    }
+
+    /// Exhaustive on purpose: a kind added to the core does not compile here until it has a
+    /// class.
+    fn of(&self, kind: ErrorKind) -> &Py<PyType> {
+        match kind {
+            ErrorKind::MissingJobId | ErrorKind::InvalidJobId => &self.job_id,
+            ErrorKind::InvalidToken => &self.invalid_token,
+            ErrorKind::InvalidOption => &self.invalid_option,
+            ErrorKind::EmptyMessage => &self.empty_message,
+            ErrorKind::InvalidLevel => &self.invalid_level,
+            ErrorKind::InvalidEvent => &self.invalid_event,
+            ErrorKind::ShutDown => &self.shut_down,
+            ErrorKind::Denied => &self.denied,
+            ErrorKind::Undeliverable => &self.undeliverable,
+            ErrorKind::Forked => &self.forked,
+            // No Python class of their own: log calls report a full queue as False and
+            // flush/shutdown a deadline as a count, so users never catch these by type.
+            ErrorKind::QueueFull | ErrorKind::Timeout | ErrorKind::Internal => &self.base,
+        }
+    }
+}
+
+/// The `kepmlog` exception instance for a core error (message: the core's text).
+fn exception<'py>(py: Python<'py>, err: &Error) -> PyResult<Bound<'py, PyAny>> {
+    let kind = err.kind();
+    let classes = ErrorClasses::get(py)?;
+    classes
+        .of(kind)
+        .bind(py)
+        .call1((err.to_string(), kind.as_str()))
+}
+
+/// Turns a core error into the matching `kepmlog` exception.
 fn to_py_err(py: Python<'_>, err: &Error) -> PyErr {
-    let message = err.to_string();
-    let made = py
-        .import("kepmlog._errors")
-        .and_then(|m| m.getattr("from_kind"))
-        .and_then(|f| f.call1((err.kind(), message.as_str())));
-    match made {
+    match exception(py, err) {
         Ok(exc) => PyErr::from_value(exc),
         // Only when the package is broken: still say what went wrong.
-        Err(_) => PyRuntimeError::new_err(message),
+        Err(_) => PyRuntimeError::new_err(err.to_string()),
+    }
+}
+
+/// What `flush`/`shutdown` answer for an outcome (the rule of the README's "Flush and
+/// shutdown", the same in every binding): the number undelivered at the deadline, unless
+/// records were denied or given up, which raises with the whole outcome as attributes.
+fn settle(py: Python<'_>, outcome: Outcome) -> PyResult<u64> {
+    let err = match outcome.error() {
+        Some(e) if e.kind() != ErrorKind::Timeout => e,
+        // A deadline alone is a count: the records stay queued (flush) or went to stderr
+        // (shutdown), and the caller decides whether that matters.
+        _ => return Ok(outcome.undelivered),
+    };
+    let made = exception(py, &err).and_then(|exc| {
+        exc.setattr(intern!(py, "undelivered"), outcome.undelivered)?;
+        exc.setattr(intern!(py, "denied"), outcome.denied)?;
+        exc.setattr(intern!(py, "denied_topics"), outcome.denied_topics.clone())?;
+        exc.setattr(intern!(py, "undeliverable"), outcome.undeliverable)?;
+        Ok(exc)
+    });
+    Err(match made {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(_) => PyRuntimeError::new_err(err.to_string()),
+    })
+}
+
+/// The broker option: `"HOST:PORT"` parsed by the core, or a `(host, port)` tuple checked by
+/// it. `kepmlog.Logger` has already refused other types with a TypeError.
+fn broker_option(py: Python<'_>, broker: &Bound<'_, PyAny>) -> PyResult<(String, u16)> {
+    if let Ok(text) = broker.cast::<PyString>() {
+        return kepmlog::parse_broker(&text.to_cow()?).map_err(|e| to_py_err(py, &e));
+    }
+    let pair = broker.cast::<PyTuple>().ok().filter(|t| t.len() == 2);
+    let Some((host, port)) = pair.and_then(|t| t.extract::<(String, i64)>().ok()) else {
+        return Err(PyTypeError::new_err(format!(
+            "broker must be 'HOST:PORT' or a (host, port) tuple, not {}",
+            type_name(broker)
+        )));
+    };
+    match u16::try_from(port) {
+        Ok(port) => kepmlog::check_broker(&host, port)
+            .map(|()| (host, port))
+            .map_err(|e| to_py_err(py, &e)),
+        // The core takes a u16 port, so it cannot see this one: its parser names the range.
+        Err(_) => kepmlog::parse_broker(&format!("[{host}]:{port}")).map_err(|e| to_py_err(py, &e)),
     }
 }
 
@@ -183,7 +296,7 @@ impl NativeLogger {
     #[new]
     #[pyo3(signature = (
         source, default_category, job_id, token, api_base, ca_bundle, broker,
-        queue_capacity, block_timeout, event_topic, args, exit_timeout, diagnostics,
+        queue_capacity, overflow, block_timeout, event_topic, args, exit_timeout, diagnostics,
         fallback = None, undelivered_to_stderr = true
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -195,9 +308,10 @@ impl NativeLogger {
         token: Option<String>,
         api_base: Option<String>,
         ca_bundle: Option<String>,
-        broker: Option<(String, u16)>,
-        queue_capacity: usize,
-        block_timeout: Option<f64>,
+        broker: Option<Bound<'_, PyAny>>,
+        queue_capacity: i64,
+        overflow: &str,
+        block_timeout: f64,
         event_topic: Option<String>,
         args: Option<Vec<String>>,
         exit_timeout: f64,
@@ -205,32 +319,35 @@ impl NativeLogger {
         fallback: Option<String>,
         undelivered_to_stderr: bool,
     ) -> PyResult<NativeLogger> {
+        let core = |e: Error| to_py_err(py, &e);
+        // A negative capacity is refused by the core like 0 is ("at least 1").
+        let queue_capacity = usize::try_from(queue_capacity).unwrap_or(0);
+        kepmlog::check_queue_capacity(queue_capacity).map_err(core)?;
         let mut options = Options::default()
             .default_category(default_category)
             .queue_capacity(queue_capacity)
             .stderr_diagnostics(diagnostics)
             .undelivered_to_stderr(undelivered_to_stderr);
         if let Some(f) = fallback {
-            options.fallback = Some(Fallback::parse(&f).map_err(|e| to_py_err(py, &e))?);
+            options.fallback = Some(Fallback::parse(&f).map_err(core)?);
         }
+        // block_timeout only matters (and is only checked) when the core's answer is block.
+        options.overflow = match Overflow::parse(overflow, Duration::ZERO).map_err(core)? {
+            Overflow::Block(_) => Overflow::Block(seconds("block_timeout", block_timeout)?),
+            other => other,
+        };
+        let block = matches!(options.overflow, Overflow::Block(_));
         options.source = source;
         options.job_id = job_id;
         options.token = token;
         options.api_base = api_base;
         options.ca_bundle = ca_bundle.map(Into::into);
-        options.broker = broker;
+        options.broker = broker.map(|b| broker_option(py, &b)).transpose()?;
         options.event_topic = event_topic;
         options.args = args;
-        let block = match block_timeout {
-            Some(t) => {
-                options.overflow = Overflow::Block(seconds("block_timeout", t)?);
-                true
-            }
-            None => false,
-        };
         let drop_timeout = seconds("exit_timeout", exit_timeout)?;
         options.drop_timeout = drop_timeout;
-        let logger = Logger::new(options).map_err(|e| to_py_err(py, &e))?;
+        let logger = Logger::new(options).map_err(core)?;
         Ok(NativeLogger {
             inner: Some(logger),
             pid: std::process::id(),
@@ -323,29 +440,25 @@ impl NativeLogger {
     }
 
     /// Waits (GIL released) until everything accepted is acknowledged or the timeout; returns
-    /// the number still undelivered.
+    /// the number still undelivered, or raises for denied / given-up records (see `settle`).
     fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<u64> {
         let timeout = seconds("timeout", timeout)?;
         let logger = self.logger();
-        match py.detach(|| logger.flush(timeout)) {
-            Ok(()) => Ok(0),
-            Err(Error::Timeout { undelivered, .. }) => Ok(undelivered),
-            Err(e) => Err(to_py_err(py, &e)),
-        }
+        let outcome = py
+            .detach(|| logger.flush_outcome(timeout))
+            .map_err(|e| to_py_err(py, &e))?;
+        settle(py, outcome)
     }
 
     /// Flushes until the timeout, disconnects, stops the worker (GIL released). Idempotent.
-    /// Returns the number of records given up (0 when everything was delivered).
+    /// Answers as `flush`: the number of records given up at the deadline.
     fn shutdown(&self, py: Python<'_>, timeout: f64) -> PyResult<u64> {
         let timeout = seconds("timeout", timeout)?;
         let logger = self.logger();
-        match py.detach(|| logger.shutdown(timeout)) {
-            Ok(()) => Ok(0),
-            Err(Error::Timeout { undelivered, .. }) => Ok(undelivered),
-            // Denials were already reported on stderr and stay counted in stats().
-            Err(Error::Denied { .. }) => Ok(logger.stats().pending),
-            Err(e) => Err(to_py_err(py, &e)),
-        }
+        let outcome = py
+            .detach(|| logger.shutdown_outcome(timeout))
+            .map_err(|e| to_py_err(py, &e))?;
+        settle(py, outcome)
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -480,6 +593,14 @@ fn safe_token(name: &str) -> String {
     kepmlog::identity::safe_token(name)
 }
 
+/// The token of a tool run by Python: its script's name (`sys.argv[0]`), the package of a
+/// `__main__.py`, else "python" (`-c`, `-m`, a REPL), as the core names every interpreted tool.
+#[pyfunction]
+#[pyo3(signature = (script, interpreter = "python"))]
+fn script_token(script: Option<&str>, interpreter: &str) -> String {
+    kepmlog::identity::script_token(script, interpreter)
+}
+
 /// The exact `MetaData` the core builds for one record, as JSON text (for tests and tools).
 #[pyfunction]
 #[pyo3(signature = (level, source, category, message, correlation_id = "", context = ""))]
@@ -504,9 +625,14 @@ fn _kepmlog(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeLogger>()?;
     m.add_function(wrap_pyfunction!(parse_level, m)?)?;
     m.add_function(wrap_pyfunction!(safe_token, m)?)?;
+    m.add_function(wrap_pyfunction!(script_token, m)?)?;
     m.add_function(wrap_pyfunction!(build_metadata, m)?)?;
     m.add("DEFAULT_QUEUE_CAPACITY", kepmlog::DEFAULT_QUEUE_CAPACITY)?;
     m.add("DEFAULT_API_BASE", kepmlog::DEFAULT_API_BASE)?;
+    m.add(
+        "DEFAULT_CLOSE_TIMEOUT",
+        kepmlog::DEFAULT_CLOSE_TIMEOUT.as_secs_f64(),
+    )?;
     m.add("CORE_VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

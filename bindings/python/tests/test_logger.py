@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -104,20 +106,35 @@ def test_bad_options_raise_clear_errors(agent: DevAgent, monkeypatch: pytest.Mon
     with pytest.raises(kepmlog.JobIdError, match="mqttTopics") as info:
         kepmlog.Logger("PyTool", api_base=agent.api_base)
     assert info.value.kind == "missing_job_id"
-    with pytest.raises(kepmlog.InvalidOptionError, match="overflow"):
+    # Values are checked by the core: its messages name the option and what to write instead.
+    with pytest.raises(kepmlog.InvalidOptionError, match='overflow: "lossy" is not one of "drop", "block"'):
         kepmlog.Logger("PyTool", **dict(opts, overflow="lossy"))
-    with pytest.raises(kepmlog.InvalidOptionError, match="queue_capacity"):
+    with pytest.raises(TypeError, match="overflow"):
+        kepmlog.Logger("PyTool", **dict(opts, overflow=None))  # type: ignore[arg-type]
+    with pytest.raises(kepmlog.InvalidOptionError, match="queue_capacity: must be at least 1"):
         kepmlog.Logger("PyTool", **dict(opts, queue_capacity=0))
+    with pytest.raises(kepmlog.InvalidOptionError, match="queue_capacity: must be at least 1"):
+        kepmlog.Logger("PyTool", **dict(opts, queue_capacity=-3))
+    with pytest.raises(kepmlog.InvalidOptionError, match="event_topic"):
+        kepmlog.Logger("PyTool", **dict(opts, event_topic="Jobs/+/events"))
     with pytest.raises(TypeError, match="queue_capacity"):
         kepmlog.Logger("PyTool", **dict(opts, queue_capacity="big"))
     with pytest.raises(kepmlog.InvalidOptionError, match="ca_bundle"):
         kepmlog.Logger("PyTool", **dict(opts, ca_bundle="/nonexistent/ca.pem"))
     with pytest.raises(kepmlog.InvalidTokenError):
         kepmlog.Logger("PyTool", **dict(opts, token="my_tool"))
-    with pytest.raises(kepmlog.InvalidOptionError, match="broker"):
+    with pytest.raises(kepmlog.InvalidOptionError, match='broker: "no-port" has no port; write HOST:PORT'):
         kepmlog.Logger("PyTool", **dict(opts, broker="no-port"))
+    with pytest.raises(kepmlog.InvalidOptionError, match="brackets around an IPv6 host"):
+        kepmlog.Logger("PyTool", **dict(opts, broker="::1:8675"))
+    with pytest.raises(kepmlog.InvalidOptionError, match="broker: .* from 1 to 65535; write HOST:PORT"):
+        kepmlog.Logger("PyTool", **dict(opts, broker=("127.0.0.1", 70000)))
+    with pytest.raises(kepmlog.InvalidOptionError, match="broker: .*pass e.g. host 127.0.0.1, port 8675"):
+        kepmlog.Logger("PyTool", **dict(opts, broker=("127.0.0.1", 0)))
     with pytest.raises(TypeError, match="broker"):
         kepmlog.Logger("PyTool", **dict(opts, broker=8675))
+    with pytest.raises(TypeError, match="broker"):
+        kepmlog.Logger("PyTool", **dict(opts, broker=("127.0.0.1", "8675")))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         kepmlog.Logger(42, **opts)  # type: ignore[arg-type]
 
@@ -147,10 +164,129 @@ def test_denied_publish_raises_on_flush(make_agent) -> None:
         log.flush(20)
     assert isinstance(info.value, PermissionError)
     assert EVENT_TOPIC in str(info.value)
+    assert info.value.kind == "denied"
+    # The whole outcome, from the core.
+    assert (info.value.undelivered, info.value.denied, info.value.undeliverable) == (0, 1, 0)
+    assert info.value.denied_topics == [EVENT_TOPIC]
     assert log.flush(20) == 0  # reported once
     assert log.stats()["denied"] == 1
     assert [m["Message"] for m in agent.metadata(1)] == ["allowed"]
+    assert log.shutdown(5) == 0  # already reported by the flush
+
+
+def test_shutdown_after_a_denied_publish_raises_like_flush(make_agent) -> None:
+    agent = make_agent(allow=("KeeperLogger",))
+    log = kepmlog.Logger("PyTool", **agent.logger_options())
+    assert log.info("Scan", "allowed")
+    assert log.event({"phase": "scan"})
+    with pytest.raises(kepmlog.DeniedError, match="allowedPublications") as info:
+        log.shutdown(20)
+    assert isinstance(info.value, PermissionError) and isinstance(info.value, kepmlog.KepmlogError)
+    assert (info.value.undelivered, info.value.denied, info.value.undeliverable) == (0, 1, 0)
+    assert info.value.denied_topics == [EVENT_TOPIC]
+    assert log.is_shut_down  # shut down all the same
+    assert log.shutdown(5) == 0  # idempotent, nothing new to report
+    assert [m["Message"] for m in agent.metadata(1)] == ["allowed"]
+    with pytest.raises(kepmlog.ShutDownError):
+        log.info("Scan", "after")
+
+
+def test_with_block_raises_a_denial_only_when_the_body_did_not_raise(make_agent) -> None:
+    agent = make_agent(allow=("KeeperLogger",))
+    with pytest.raises(kepmlog.DeniedError):
+        with kepmlog.Logger("PyTool", **agent.logger_options()) as log:
+            assert log.event({"phase": "scan"})
+    with pytest.raises(KeyError):  # the body's exception is not replaced by the denial
+        with kepmlog.Logger("PyTool", **agent.logger_options()) as log:
+            assert log.event({"phase": "scan"})
+            raise KeyError("body")
+    assert log.is_shut_down
+
+
+def test_a_record_over_the_maximum_packet_size_raises_undeliverable(make_agent) -> None:
+    agent = make_agent("--max-packet-size", "2000")
+    log = kepmlog.Logger("PyTool", **agent.logger_options())
+    assert log.info("Size", "before")
+    assert log.info("Size", "x" * 5000)
+    with pytest.raises(kepmlog.UndeliverableError, match="given up") as info:
+        log.flush(20)
+    assert isinstance(info.value, kepmlog.KepmlogError) and info.value.kind == "undeliverable"
+    assert (info.value.undelivered, info.value.denied, info.value.undeliverable) == (0, 0, 1)
+    assert info.value.denied_topics == []
+    assert log.flush(20) == 0  # reported once
+    assert log.info("Size", "x" * 5000)
+    with pytest.raises(kepmlog.UndeliverableError) as info:
+        log.shutdown(20)
+    assert info.value.undeliverable == 1
+    assert [m["Message"] for m in agent.metadata(1)] == ["before"]
+
+
+def test_a_denial_at_interpreter_exit_is_not_an_error(make_agent) -> None:
+    agent = make_agent(allow=("KeeperLogger",))
+    code = (
+        "import kepmlog\n"
+        "log = kepmlog.Logger.from_job('ExitTool')\n"
+        "log.info('Exit', 'allowed at exit')\n"
+        "log.event({'phase': 'denied at exit'})\n"
+    )
+    proc = run_python(code, agent.env(), args=(f"--keeper-api-base={agent.api_base}",))
+    assert proc.returncode == 0, proc.stderr
+    assert "shutdown at exit failed" not in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "allowedPublications" in proc.stderr  # the core's own diagnostic says it
+    assert [m["Message"] for m in agent.metadata(1)] == ["allowed at exit"]
+
+
+def test_broker_strings_are_parsed_by_the_core(agent: DevAgent) -> None:
+    host, port = agent.broker
+    # Brackets are for IPv6 hosts; any host may have them.
+    log = kepmlog.Logger("PyTool", ca_bundle=agent.ca, **agent.logger_options(broker=f"[{host}]:{port}"))
+    assert log.info("Broker", "bracketed")
+    assert log.flush(20) == 0
+    assert log.stats()["broker"] == f"{host}:{port}"
     log.shutdown(5)
+    # An IPv6 loopback broker is accepted (nothing listens there: nothing is logged).
+    v6 = kepmlog.Logger("PyTool", **agent.logger_options(broker="[::1]:8675"))
+    assert v6.shutdown(0) == 0
+
+
+def test_defaults_come_from_the_core() -> None:
+    import inspect
+
+    from kepmlog import _kepmlog
+
+    assert isinstance(_kepmlog.DEFAULT_CLOSE_TIMEOUT, float) and _kepmlog.DEFAULT_CLOSE_TIMEOUT > 0
+    assert kepmlog.DEFAULT_EXIT_TIMEOUT == _kepmlog.DEFAULT_CLOSE_TIMEOUT
+    for fn, name in ((kepmlog.Logger.__init__, "exit_timeout"), (kepmlog.Logger.flush, "timeout"),
+                     (kepmlog.Logger.shutdown, "timeout"),
+                     (kepmlog.KeeperLoggerHandler.__init__, "flush_timeout")):
+        assert inspect.signature(fn).parameters[name].default == _kepmlog.DEFAULT_CLOSE_TIMEOUT, fn
+
+
+def test_the_token_of_a_script_is_the_cores() -> None:
+    from kepmlog import _kepmlog
+
+    assert _kepmlog.script_token("/opt/jobs/bin/scan/secret_scan.py") == "secret-scan"
+    assert _kepmlog.script_token("/opt/tools/scanpkg/__main__.py") == "scanpkg"
+    for none in (None, "", "-", "-c", "-m"):
+        assert _kepmlog.script_token(none) == "python", none
+    assert _kepmlog.script_token(None, "node") == "node"
+
+
+def test_the_default_token_is_the_script_name(agent: DevAgent, tmp_path) -> None:
+    script = tmp_path / "secret_scan_tool.py"
+    script.write_text("import kepmlog\nprint(kepmlog.Logger.from_job('ScriptTool').client_id)\n")
+    pkg = tmp_path / "scanpkg"
+    pkg.mkdir()
+    (pkg / "__main__.py").write_text(script.read_text())
+    env = agent.env()
+    for argv, token in (([str(script)], "secret-scan-tool"), (["-m", "scanpkg"], "scanpkg")):
+        proc = subprocess.run(
+            [sys.executable, *argv, f"--keeper-api-base={agent.api_base}"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip().startswith(f"{JOB_ID}_{token}_"), (argv, proc.stdout)
 
 
 def test_flush_with_broker_down_returns_at_deadline_then_recovers(agent: DevAgent) -> None:

@@ -30,6 +30,7 @@ from ._errors import (
     JobIdError,
     KepmlogError,
     ShutDownError,
+    UndeliverableError,
 )
 from ._handler import VERBOSE, KeeperLoggerHandler, wire_level
 from ._kepmlog import CORE_VERSION, DEFAULT_API_BASE, DEFAULT_QUEUE_CAPACITY
@@ -53,6 +54,7 @@ __all__ = [
     "InvalidEventError",
     "ShutDownError",
     "DeniedError",
+    "UndeliverableError",
     "ForkedError",
     "DEFAULT_API_BASE",
     "DEFAULT_QUEUE_CAPACITY",

@@ -13,6 +13,7 @@ __all__ = [
     "InvalidEventError",
     "ShutDownError",
     "DeniedError",
+    "UndeliverableError",
     "ForkedError",
 ]
 
@@ -76,33 +77,38 @@ class ShutDownError(KepmlogError):
     kind = "shut_down"
 
 
-class DeniedError(KepmlogError, PermissionError):
+class _DeliveryError(KepmlogError):
+    """What ``flush``/``shutdown`` could not deliver, set by the native module from the core's
+    outcome: ``undelivered`` (not acknowledged at the deadline), ``denied`` (refused by the
+    broker) with ``denied_topics``, ``undeliverable`` (given up, e.g. larger than the broker's
+    Maximum Packet Size). The counts are of records since the previous flush or shutdown."""
+
+    undelivered: int = 0
+    denied: int = 0
+    denied_topics: list[str]
+    undeliverable: int = 0
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message, kind)
+        self.denied_topics = []
+
+
+class DeniedError(_DeliveryError, PermissionError):
     """The broker refused publishes since the last flush: add the topic to
-    ``mqttTopics.allowedPublications`` in the job JSON."""
+    ``mqttTopics.allowedPublications`` in the job JSON. Raised by ``flush`` and ``shutdown``."""
 
     kind = "denied"
+
+
+class UndeliverableError(_DeliveryError):
+    """Records were given up since the last flush for another reason than the deadline (a
+    record larger than the broker's Maximum Packet Size): log shorter messages and contexts.
+    Raised by ``flush`` and ``shutdown``."""
+
+    kind = "undeliverable"
 
 
 class ForkedError(KepmlogError):
     """A native logger was used in a forked child (kepmlog.Logger re-creates itself there)."""
 
     kind = "forked"
-
-
-_BY_KIND: dict[str, type[KepmlogError]] = {
-    "missing_job_id": JobIdError,
-    "invalid_job_id": JobIdError,
-    "invalid_token": InvalidTokenError,
-    "invalid_option": InvalidOptionError,
-    "empty_message": EmptyMessageError,
-    "invalid_level": InvalidLevelError,
-    "invalid_event": InvalidEventError,
-    "shut_down": ShutDownError,
-    "denied": DeniedError,
-    "forked": ForkedError,
-}
-
-
-def from_kind(kind: str, message: str) -> KepmlogError:
-    """The exception for a core error kind (called by the native module)."""
-    return _BY_KIND.get(kind, KepmlogError)(message, kind)

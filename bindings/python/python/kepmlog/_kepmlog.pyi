@@ -1,10 +1,12 @@
 # Type stubs of the native module kepmlog._kepmlog (Rust, pyo3). Use the kepmlog package's
 # Logger and KeeperLoggerHandler; this module is their engine.
 import logging
-from typing import Any, Optional, Sequence, Tuple, final
+from typing import Any, Optional, Sequence, Tuple, Union, final
 
 DEFAULT_QUEUE_CAPACITY: int
 DEFAULT_API_BASE: str
+#: Seconds: the core's timeout for a logger closed without one (Python's exit_timeout).
+DEFAULT_CLOSE_TIMEOUT: float
 CORE_VERSION: str
 
 @final
@@ -17,9 +19,10 @@ class NativeLogger:
         token: Optional[str],
         api_base: Optional[str],
         ca_bundle: Optional[str],
-        broker: Optional[Tuple[str, int]],
+        broker: Union[str, Tuple[str, int], None],
         queue_capacity: int,
-        block_timeout: Optional[float],
+        overflow: str,
+        block_timeout: float,
         event_topic: Optional[str],
         args: Optional[Sequence[str]],
         exit_timeout: float,
@@ -34,6 +37,9 @@ class NativeLogger:
         self, record: logging.LogRecord, default_category: str, message: Optional[str] = None
     ) -> bool: ...
     def event_json(self, json: str) -> bool: ...
+    # Both return the number undelivered at the deadline; they raise DeniedError /
+    # UndeliverableError (with undelivered, denied, denied_topics, undeliverable) instead
+    # when records were denied or given up since the previous flush or shutdown.
     def flush(self, timeout: float) -> int: ...
     def shutdown(self, timeout: float) -> int: ...
     def stats(self) -> dict[str, Any]: ...
@@ -52,6 +58,7 @@ class NativeLogger:
 
 def parse_level(name: str) -> int: ...
 def safe_token(name: str) -> str: ...
+def script_token(script: Optional[str], interpreter: str = "python") -> str: ...
 def build_metadata(
     level: int,
     source: str,

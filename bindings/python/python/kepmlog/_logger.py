@@ -13,12 +13,19 @@ from collections.abc import Mapping
 from typing import Any, Optional, Sequence, Tuple, Union
 
 from . import _errors
-from ._kepmlog import DEFAULT_QUEUE_CAPACITY, NativeLogger, parse_level, safe_token
+from ._kepmlog import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_QUEUE_CAPACITY,
+    NativeLogger,
+    parse_level,
+    script_token,
+)
 
 __all__ = ["Level", "Logger", "LevelLike", "DEFAULT_EXIT_TIMEOUT"]
 
-#: Seconds each live logger may take to deliver its queue when the interpreter exits.
-DEFAULT_EXIT_TIMEOUT = 5.0
+#: Seconds each live logger may take to deliver its queue when the interpreter exits (and the
+#: default timeout of flush and shutdown): the core's close timeout, the same in every binding.
+DEFAULT_EXIT_TIMEOUT: float = DEFAULT_CLOSE_TIMEOUT
 
 
 class Level(enum.IntEnum):
@@ -43,43 +50,19 @@ def _level_number(level: LevelLike) -> int:
     if isinstance(level, int):
         if 0 <= level <= 5:
             return int(level)
-        raise _errors.InvalidLevelError(
-            f"unknown log level {level}: use Debug, Info, Warning, Error, Critical, Verbose "
-            "(or their numbers 0..5)",
-            "invalid_level",
-        )
+        # The core names the levels in its error: ask it about the number's text.
+        return parse_level(str(level))
     return parse_level(level)
 
 
-def _default_token(argv0: str) -> str:
-    """The token of a Python tool: its script name, not the interpreter's."""
-    if argv0 in ("", "-", "-c", "-m"):
-        return "python"
-    path = os.path.abspath(argv0)
-    stem = os.path.splitext(os.path.basename(path))[0]
-    if stem == "__main__":  # python -m package: name the package
-        stem = os.path.basename(os.path.dirname(path))
-    return safe_token(stem)
-
-
-def _broker_pair(broker: Union[str, Tuple[str, int], None]) -> Optional[Tuple[str, int]]:
-    if broker is None:
-        return None
-    if isinstance(broker, str):
-        host, sep, port = broker.rpartition(":")
-        if not sep or not port.isdigit():
-            raise _errors.InvalidOptionError(
-                f"invalid option broker: {broker!r} is not HOST:PORT", "invalid_option"
-            )
-        return (host.strip("[]"), int(port))
+def _check_broker_type(broker: object) -> None:
+    """Only the type: the native module has the core parse and check the value."""
+    if broker is None or isinstance(broker, str):
+        return
     if isinstance(broker, tuple) and len(broker) == 2:
         host, port = broker
         if isinstance(host, str) and isinstance(port, int) and not isinstance(port, bool):
-            if not 0 < port < 65536:
-                raise _errors.InvalidOptionError(
-                    f"invalid option broker: port {port} is not in 1..65535", "invalid_option"
-                )
-            return (host, port)
+            return
     raise TypeError(f"broker must be 'HOST:PORT' or a (host, port) tuple, not {broker!r}")
 
 
@@ -165,21 +148,18 @@ class Logger:
         fallback: Optional[str] = None,
         undelivered_to_stderr: bool = True,
     ) -> None:
+        # Types only: the values (capacity, overflow name, broker, topics) are the core's to
+        # check, so its messages are the same in every binding.
         if fallback is not None and not isinstance(fallback, str):
             raise TypeError(f"fallback must be 'error' or 'stderr', not {type(fallback).__name__}")
-        if overflow not in ("drop", "block"):
-            raise _errors.InvalidOptionError(
-                f"invalid option overflow: {overflow!r}; use 'drop' or 'block'", "invalid_option"
-            )
+        if not isinstance(overflow, str):
+            raise TypeError(f"overflow must be 'drop' or 'block', not {type(overflow).__name__}")
         if isinstance(queue_capacity, bool) or not isinstance(queue_capacity, int):
             raise TypeError(f"queue_capacity must be an int, not {type(queue_capacity).__name__}")
-        if queue_capacity < 1:
-            raise _errors.InvalidOptionError(
-                "invalid option queue_capacity: must be at least 1", "invalid_option"
-            )
+        _check_broker_type(broker)
         argv = list(sys.argv if args is None else args)
         if token is None:
-            token = _default_token(argv[0] if argv else "")
+            token = script_token(argv[0] if argv else None, "python")
         self._exit_timeout = _seconds("exit_timeout", exit_timeout)
         self._config = dict(
             source=source,
@@ -188,9 +168,10 @@ class Logger:
             token=token,
             api_base=api_base,
             ca_bundle=None if ca_bundle is None else os.fspath(ca_bundle),
-            broker=_broker_pair(broker),
+            broker=broker,
             queue_capacity=queue_capacity,
-            block_timeout=_seconds("block_timeout", block_timeout) if overflow == "block" else None,
+            overflow=overflow,
+            block_timeout=_seconds("block_timeout", block_timeout),
             event_topic=event_topic,
             args=argv,
             exit_timeout=self._exit_timeout,
@@ -263,22 +244,29 @@ class Logger:
 
     # -- delivery ------------------------------------------------------------------------
 
-    def flush(self, timeout: float = 5.0) -> int:
+    def flush(self, timeout: float = DEFAULT_EXIT_TIMEOUT) -> int:
         """Waits (GIL released) until every record accepted before the call is acknowledged by
-        the broker, or ``timeout`` seconds. Returns how many are still undelivered (0: all).
+        the broker, or ``timeout`` seconds. Returns how many are still undelivered (0: all);
+        they stay queued. Reaching the deadline is not an error.
 
         Raises ``DeniedError`` (a ``PermissionError``) when the broker refused publishes since
-        the last flush: add the topic to ``mqttTopics.allowedPublications``."""
+        the last flush (add the topic to ``mqttTopics.allowedPublications``), else
+        ``UndeliverableError`` when records were given up (larger than the broker's Maximum
+        Packet Size). Both carry ``undelivered``, ``denied``, ``denied_topics`` and
+        ``undeliverable``."""
         return self._native.flush(_seconds("timeout", timeout))
 
-    def shutdown(self, timeout: float = 5.0) -> int:
+    def shutdown(self, timeout: float = DEFAULT_EXIT_TIMEOUT) -> int:
         """Flushes for up to ``timeout`` seconds, disconnects and stops the worker (GIL
-        released). Idempotent. Returns the number of records given up (0: all delivered).
-        Later log calls raise ``ShutDownError``."""
-        undelivered = self._native.shutdown(_seconds("timeout", timeout))
-        with _live_lock:
-            _live.discard(self)
-        return undelivered
+        released). Idempotent. Returns the number of records given up at the deadline (0: all
+        delivered; the others are written to stderr unless ``undelivered_to_stderr=False``).
+        Raises like :meth:`flush` for denials and given-up records since the last flush (the
+        logger is shut down all the same). Later log calls raise ``ShutDownError``."""
+        try:
+            return self._native.shutdown(_seconds("timeout", timeout))
+        finally:
+            with _live_lock:
+                _live.discard(self)
 
     close = shutdown
 
@@ -321,8 +309,14 @@ class Logger:
     def __enter__(self) -> "Logger":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown(self._exit_timeout)
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self.shutdown(self._exit_timeout)
+        except (_errors.DeniedError, _errors.UndeliverableError):
+            # Raising here would replace the exception leaving the with block; the core has
+            # reported the denial on stderr (unless diagnostics are off) and counted it.
+            if exc_type is None:
+                raise
 
     def __repr__(self) -> str:
         return f"<kepmlog.Logger client_id={self.client_id!r} source={self.source!r}>"
@@ -352,6 +346,10 @@ def _shutdown_all_at_exit() -> None:
     for logger in loggers:
         try:
             logger.shutdown(logger._exit_timeout)
+        except (_errors.DeniedError, _errors.UndeliverableError):
+            # Nobody is left to catch it, and the core has already written the denial or the
+            # given-up records on stderr (its diagnostics), where the agent captures them.
+            pass
         except Exception as e:  # exit must go on
             print(f"kepmlog: shutdown at exit failed: {e}", file=sys.stderr)
 
