@@ -112,7 +112,10 @@ pub fn script_token(script: Option<&str>, interpreter: &str) -> String {
     }
     let path = Path::new(script);
     match path_token(path) {
-        Some(stem) if stem == "main" && is_main_module(path) => path
+        // Absolute first, as Python's own `__main__` handling sees it: `python __main__.py`
+        // run inside the package directory is named after that directory.
+        Some(stem) if stem == "main" && is_main_module(path) => std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_path_buf())
             .parent()
             .and_then(|dir| dir.file_name())
             .map(|dir| safe_token(&dir.to_string_lossy()))
@@ -254,7 +257,9 @@ mod tests {
             script_token(Some("/src/tool/__main__.py"), "python"),
             "tool"
         );
-        assert_eq!(script_token(Some("__main__.py"), "python"), "python");
+        let here = std::env::current_dir().unwrap();
+        let dir = safe_token(&here.file_name().unwrap().to_string_lossy());
+        assert_eq!(script_token(Some("__main__.py"), "python"), dir);
         assert_eq!(script_token(Some("my tool.js"), "node"), "my-tool");
         for none in [
             None,
