@@ -20,11 +20,28 @@ pub(crate) const PORT_RETRIES: usize = 5;
 
 /// A loopback port nothing listens on right now.
 pub(crate) fn free_port() -> Result<u16, Error> {
-    let l = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| Error::io("binding 127.0.0.1:0 to find a free port", e))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| Error::io("reading a free port", e))
+    // A port found free is not held: a devagent configured without a broker (or with it
+    // stopped) advertises a port nobody listens on, and the next devagent of the same process
+    // (tests run in parallel) could be handed that port for its own Mosquitto, which would
+    // then take the first one's records. So a port is given out once per process.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..64 {
+        let l = TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| Error::io("binding 127.0.0.1:0 to find a free port", e))?;
+        let port = l
+            .local_addr()
+            .map(|a| a.port())
+            .map_err(|e| Error::io("reading a free port", e))?;
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+    Err(Error::io(
+        "finding a free port not given out before",
+        std::io::Error::new(std::io::ErrorKind::AddrInUse, "64 tries"),
+    ))
 }
 
 /// What the broker's log has told us so far.
