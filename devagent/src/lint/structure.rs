@@ -123,8 +123,72 @@ impl Linter<'_> {
                 }
             }
         }
+        let mut fractions = Vec::new();
+        whole_numbers_with_a_fraction(job, &schema.doc, &mut Vec::new(), &mut fractions);
+        for (at, owner, value) in fractions {
+            let note = |k: &str| owner.get(k).and_then(Value::as_str);
+            let rule = note("x-rule").unwrap_or("field-type");
+            let want = note("x-expect").map_or_else(|| expected(owner), str::to_string);
+            let what = note("description")
+                .map(first_sentence)
+                .unwrap_or_else(|| rule.to_string());
+            let fix = note("x-fix").map_or_else(|| format!("make it {want}"), str::to_string);
+            found.push(Located {
+                order: document_order(job, &at),
+                finding: Finding {
+                    file: self.file.to_string(),
+                    path: json_path(job, &at),
+                    rule,
+                    severity: Severity::Error,
+                    message: format!("expected {want} ({what}), written without a fraction or exponent, found {value}"),
+                    fix,
+                    position: None,
+                },
+            });
+        }
         found.sort_by(|a, b| (a.order.len(), &a.order).cmp(&(b.order.len(), &b.order)));
         self.out.extend(found.into_iter().map(|l| l.finding));
+    }
+}
+
+/// Numbers the schema wants as integers but the file writes with a fraction or an exponent
+/// (`1.0`, `1e2`). JSON Schema counts those as integers; the agent's JSON reader does not
+/// read them into its whole-number fields, so the job would fail to load there.
+fn whole_numbers_with_a_fraction<'s>(
+    doc: &Value,
+    schema: &'s Value,
+    at: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, &'s Value, String)>,
+) {
+    let wants_integer = match schema.get("type") {
+        Some(Value::String(t)) => t == "integer",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "integer"),
+        _ => false,
+    };
+    match doc {
+        Value::Number(n) if wants_integer && n.is_f64() => {
+            out.push((at.clone(), schema, n.to_string()));
+        }
+        Value::Object(m) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            for (k, v) in m {
+                if let Some(sub) = props.and_then(|p| p.get(k)) {
+                    at.push(k.clone());
+                    whole_numbers_with_a_fraction(v, sub, at, out);
+                    at.pop();
+                }
+            }
+        }
+        Value::Array(a) => {
+            if let Some(items) = schema.get("items") {
+                for (i, v) in a.iter().enumerate() {
+                    at.push(i.to_string());
+                    whole_numbers_with_a_fraction(v, items, at, out);
+                    at.pop();
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -297,6 +361,30 @@ mod tests {
         assert_eq!(
             expected(&json!({"type": ["object", "array"]})),
             "an object or an array"
+        );
+    }
+
+    #[test]
+    fn whole_numbers_written_with_a_fraction_are_errors() {
+        let got = findings(json!({
+            "id": "j", "enabled": true, "schedule": {"intervalMinutes": 60.0},
+            "tasks": [{"command": "t", "timeoutSeconds": 3e2}, {"command": "u", "timeoutSeconds": 30}]
+        }));
+        let fractions: Vec<_> = got
+            .iter()
+            .filter(|(_, _, _, m)| m.contains("without a fraction"))
+            .map(|(s, r, p, m)| (*s, *r, p.as_str(), m.as_str()))
+            .collect();
+        assert_eq!(fractions.len(), 2, "{got:#?}");
+        assert_eq!(fractions[0].0, Severity::Error);
+        assert_eq!(
+            (fractions[0].1, fractions[0].2),
+            ("schedule-interval", "$.schedule.intervalMinutes")
+        );
+        assert!(fractions[0].3.ends_with("found 60.0"), "{}", fractions[0].3);
+        assert_eq!(
+            (fractions[1].1, fractions[1].2),
+            ("task-timeout", "$.tasks[0].timeoutSeconds")
         );
     }
 }
