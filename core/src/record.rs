@@ -134,27 +134,37 @@ fn encode_any<M: Serialize + FieldLen>(meta: &M) -> Vec<u8> {
 }
 
 /// Bytes of the text fields, to size the payload buffer.
+/// The five text fields of a record, whichever form it is in (owned or borrowed).
 trait FieldLen {
-    fn field_len(&self) -> usize;
+    fn fields(&self) -> [&str; 5];
+    fn field_len(&self) -> usize {
+        self.fields().iter().map(|f| f.len()).sum()
+    }
 }
 
 impl FieldLen for MetaData {
-    fn field_len(&self) -> usize {
-        self.source.len()
-            + self.category.len()
-            + self.message.len()
-            + self.correlation_id.len()
-            + self.context.len()
+    fn fields(&self) -> [&str; 5] {
+        let m = self;
+        [
+            &m.source,
+            &m.category,
+            &m.message,
+            &m.correlation_id,
+            &m.context,
+        ]
     }
 }
 
 impl FieldLen for MetaRef<'_> {
-    fn field_len(&self) -> usize {
-        self.source.len()
-            + self.category.len()
-            + self.message.len()
-            + self.correlation_id.len()
-            + self.context.len()
+    fn fields(&self) -> [&str; 5] {
+        let m = self;
+        [
+            &m.source,
+            &m.category,
+            &m.message,
+            &m.correlation_id,
+            &m.context,
+        ]
     }
 }
 
