@@ -161,7 +161,19 @@ stop_agent 'npm tarballs'
 expect "npm" DistNpm "delivered from the npm tarballs (kepmlog.linux-x64-gnu.node)" 'dist-node_npm_[0-9]+'
 (cd "$proj" && node --input-type=module -e "import { Logger, Level } from 'kepmlog';
   if (typeof Logger !== 'function' || Level.Info !== 1) process.exit(1);") || fail "the ESM entry point does not load"
-note "$main_tgz" "npm install --offline with $linux_tgz: no install script, delivered to the devagent"
+# Without the platform package (npm --omit=optional): the loader's error names the platform.
+bare=$work/npm-bare
+mkdir -p "$bare"
+printf '{ "name": "kepmlog-dist-bare", "private": true }\n' >"$bare/package.json"
+(cd "$bare" && npm install --offline --omit=optional --no-audit --no-fund --loglevel=error "$dist/$main_tgz") >"$work/npm-bare.log" 2>&1 ||
+  { cat "$work/npm-bare.log" >&2; fail "npm install of the main package alone failed"; }
+if (cd "$bare" && node -e "require('kepmlog')") 2>"$work/bare.err"; then
+  fail "kepmlog loaded without its platform package"
+fi
+grep -q "kepmlog has no prebuilt binary for linux-x64-gnu and none was built from source" "$work/bare.err" ||
+  { cat "$work/bare.err" >&2; fail "the loader's error does not name the platform"; }
+echo "npm without the platform package: $(grep -o 'kepmlog has no prebuilt binary for [a-z0-9-]*' "$work/bare.err")"
+note "$main_tgz" "npm install --offline with $linux_tgz: no install script, delivered to the devagent; alone: the error names the platform"
 note "$linux_tgz" "the addon the main package loaded (npm ls, require.resolve), delivered"
 lap "npm checked"
 
