@@ -154,6 +154,7 @@ moved anywhere: pkg-config and CMake find it relative to their own files.
 EOF
   if [ "$kind" = linux ]; then
     cat <<EOF
+Linked for glibc 2.17 and later (any manylinux2014 system).
 - static (one self-contained binary):
   \`cc -std=c99 tool.c -I\$SDK/include \$SDK/lib/libkepmlog.a $libs\`
   or \`PKG_CONFIG_PATH=\$SDK/lib/pkgconfig pkg-config --cflags --libs kepmlog-static\`
@@ -278,8 +279,8 @@ mkdir -p "$main"
 PLATFORMS="${node_packages[*]}" node -e '
   const pkg = require("./bindings/node/package.json");
   pkg.files = pkg.files.filter((f) => f !== "kepmlog.node" && f !== "scripts/build.js");
-  delete pkg.scripts.install;
-  delete pkg.scripts.prepare;
+  // No install or prepare script (see above), and no test script: the tests are not packed.
+  delete pkg.scripts;
   pkg.optionalDependencies = {};
   for (const id of process.env.PLATFORMS.split(" ")) pkg.optionalDependencies[`kepmlog-${id}`] = pkg.version;
   delete pkg.devDependencies;
