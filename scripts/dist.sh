@@ -41,6 +41,7 @@ stage2=(aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin)
 zig_pins=("ziglang==0.17.1" "cargo-zigbuild==0.24.1")
 dist_pins=("maturin==1.16.0" "auditwheel==6.8.2")
 node_win_version=20.20.2
+linux_packages="-p kepmlog-ffi -p kepmlog-node"
 # Shipped binaries need no debug info; also scripts/cross.sh's setting, so its builds are reused.
 export CARGO_PROFILE_RELEASE_DEBUG=0
 export CARGO_ZIGBUILD_CACHE_DIR=${CARGO_ZIGBUILD_CACHE_DIR:-$tdir/zigbuild-cache}
@@ -119,8 +120,9 @@ sdk() {
   if [ "$kind" = linux ]; then
     # Linked with zig against glibc 2.17, as the wheel and the Node addon: libkepmlog.so runs
     # wherever manylinux2014 does (a build on this machine would need its own glibc).
+    # The Node addon in the same cargo run (one feature resolution, both built in parallel).
     make -s -C ffi install TARGET="$linux.2.17" OUT="$tdir/$linux/release" STRIP=strip \
-      CARGO_BUILD="cargo zigbuild" PREFIX="$dir"
+      CARGO_BUILD="cargo zigbuild" CARGO_PACKAGES="$linux_packages" PREFIX="$dir"
   else
     make -s -C ffi install TARGET="$t" PREFIX="$dir" \
       CARGO_PACKAGES="-p kepmlog-ffi -p kepmlog-cli -p secret-scanner"
@@ -223,8 +225,9 @@ if want "$linux"; then
     die "auditwheel: the wheel is not manylinux2014 (manylinux_2_17) compliant"
 
   echo "== dist $linux: Node addon"
-  # glibc 2.17, beside the SDK's build (the core is built once for both).
-  cargo zigbuild -q --release --locked --target "$linux.2.17" -p kepmlog-node
+  # Built with the SDK's library (glibc 2.17): this only finds it up to date.
+  # shellcheck disable=SC2086
+  cargo zigbuild -q --release --locked --target "$linux.2.17" $linux_packages
   strip -g -o "$stage/libkepmlog_node.so" "$tdir/$linux/release/libkepmlog_node.so"
   glibc_max "$stage/libkepmlog_node.so"
   node_platform linux-x64-gnu linux glibc "$stage/libkepmlog_node.so"
