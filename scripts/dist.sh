@@ -68,23 +68,24 @@ for t in "${targets[@]}"; do
 done
 want() { case " ${targets[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 
-version=$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
-[ -n "$version" ] || die "no version in Cargo.toml [workspace.package]"
-for f in bindings/node/package.json; do
-  v=$(node -p "require('./$f').version" 2>/dev/null) || die "node not found: apt-get install nodejs npm"
-  [ "$v" = "$version" ] || die "$f has version $v, the workspace $version: make them equal"
-done
-grep -q "^version = \"$version\"" bindings/python/pyproject.toml ||
-  die "bindings/python/pyproject.toml's version is not the workspace's $version: make them equal"
-
 echo "== dist: tools"
 . scripts/lib.sh
 specs=(make:make pkg-config:pkg-config npm:npm node:nodejs zip:zip objdump:binutils strip:binutils python3-venv)
 want "$win" && specs+=(x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 x86_64-w64-mingw32-dlltool:binutils-mingw-w64-x86-64)
 need_tools dist "${specs[@]}"
+
+version=$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
+[ -n "$version" ] || die "no version in Cargo.toml [workspace.package]"
+v=$(node -p "require('./bindings/node/package.json').version")
+[ "$v" = "$version" ] ||
+  die "bindings/node/package.json has version $v, the workspace $version: make them equal"
+grep -q "^version = \"$version\"" bindings/python/pyproject.toml ||
+  die "bindings/python/pyproject.toml's version is not the workspace's $version: make them equal"
 installed=$(rustup target list --installed 2>/dev/null) || die "rustup not found: install Rust (https://rustup.rs)"
 missing=()
-for t in "${targets[@]}" "$musl"; do grep -qx "$t" <<<"$installed" || missing+=("$t"); done
+rust_targets=("${targets[@]}")
+want "$linux" && rust_targets+=("$musl")   # the CLI
+for t in "${rust_targets[@]}"; do grep -qx "$t" <<<"$installed" || missing+=("$t"); done
 [ ${#missing[@]} -eq 0 ] || rustup target add "${missing[@]}"
 zig_venv=$tdir/zig-venv
 if ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1 || [ ! -x "$zig_venv/bin/cargo-zigbuild" ]; then
