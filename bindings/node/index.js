@@ -8,18 +8,66 @@
 
 const path = require('node:path');
 
-let native;
-try {
-  native = require('./kepmlog.node');
-} catch (e) {
+/**
+ * The platform package's name for this process (`kepmlog-linux-x64-gnu`, ...): the napi-rs
+ * naming; the Windows addon is built with MinGW, hence `-gnu` there too.
+ */
+function platformId() {
+  const { platform, arch } = process;
+  if (platform === 'linux') {
+    // glibcVersionRuntime is in the report only when Node runs on glibc.
+    const report = process.report && typeof process.report.getReport === 'function' ? process.report.getReport() : null;
+    const glibc = report && report.header && report.header.glibcVersionRuntime;
+    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`;
+  }
+  if (platform === 'win32') return `win32-${arch}-gnu`;
+  return `${platform}-${arch}`;
+}
+
+function notFound(e, what) {
+  return e && e.code === 'MODULE_NOT_FOUND' && String(e.message).includes(what);
+}
+
+function loadFailed(file, e) {
   const err = new Error(
-    `kepmlog: the native addon ${path.join(__dirname, 'kepmlog.node')} cannot be loaded (${e.message}); ` +
-      'reinstall the package (npm install ./bindings/node) so its install script builds it with cargo'
+    `kepmlog: the native addon ${file} cannot be loaded (${e.message}); ` +
+      'reinstall the package (npm install kepmlog, or npm install ./bindings/node from a checkout to build it with cargo)'
   );
   err.code = 'internal';
   err.cause = e;
-  throw err;
+  return err;
 }
+
+/**
+ * The addon: the prebuilt platform package (an optional dependency of the published package)
+ * when it is installed, else the kepmlog.node built from source by the install script of a
+ * checkout (`npm install ./bindings/node`).
+ */
+function loadNative() {
+  const id = platformId();
+  const pkg = `kepmlog-${id}`;
+  try {
+    return require(pkg);
+  } catch (e) {
+    if (!notFound(e, pkg)) throw loadFailed(pkg, e);
+  }
+  const local = path.join(__dirname, 'kepmlog.node');
+  try {
+    return require('./kepmlog.node');
+  } catch (e) {
+    if (!notFound(e, 'kepmlog.node')) throw loadFailed(local, e);
+    const err = new Error(
+      `kepmlog has no prebuilt binary for ${id} and none was built from source: the package ${pkg} ` +
+        `is not installed (npm skips it on another platform, or with --omit=optional) and there is no ${local}; ` +
+        'build it from a kepmlog checkout with Rust installed: npm install /path/to/kepmlog/bindings/node'
+    );
+    err.code = 'internal';
+    err.cause = e;
+    throw err;
+  }
+}
+
+const native = loadNative();
 
 /**
  * Level names already parsed by the core (`native.parseLevel`), so the hot path stays in JS.

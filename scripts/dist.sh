@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# Builds the prebuilt artifacts of a release into dist/ (from a clean checkout; the version is
+# the workspace's, Cargo.toml [workspace.package]):
+#
+#   scripts/dist.sh [--targets T1,T2,...]   (default: x86_64-unknown-linux-gnu,x86_64-pc-windows-gnu)
+#
+#   x86_64-unknown-linux-gnu
+#     kepmlog-V-cp39-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl  (maturin --zig,
+#         checked with auditwheel show)
+#     kepmlog-linux-x64-gnu-V.tgz    npm platform package (os linux, cpu x64, libc glibc)
+#     kepmlog-V-x86_64-unknown-linux-gnu.tar.gz     C/C++/Go SDK (make -C ffi install)
+#     (the wheel, the addon and libkepmlog.so are linked with zig for glibc 2.17, checked)
+#     kepmlog-cli-V-x86_64-unknown-linux-musl.tar.gz  the CLI, static musl (scripts/cross.sh)
+#   x86_64-pc-windows-gnu (MinGW)
+#     kepmlog-V-cp39-abi3-win_amd64.whl
+#     kepmlog-win32-x64-gnu-V.tgz    npm platform package (os win32, cpu x64)
+#     kepmlog-V-x86_64-pc-windows-gnu.zip            C/C++/Go SDK (DLL, import library, .def)
+#     kepmlog-cli-V-x86_64-pc-windows-gnu.zip        kepmlog.exe
+#   always
+#     kepmlog-V.tar.gz               the Python sdist (maturin sdist)
+#     kepmlog-V.tgz                  the main npm package (optionalDependencies on the
+#                                    platform packages of the targets built; no install script)
+#     SHA256SUMS
+#
+# aarch64-unknown-linux-gnu and the macOS targets are stage 2 of issue 12: refused for now.
+# Builds go to target/ (release, the profile scripts/cross.sh uses, so what
+# scripts/test-cross.sh built is reused); staging in target/dist-stage. scripts/test-dist.sh
+# checks the result.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+tdir=${CARGO_TARGET_DIR:-$repo/target}
+dist=$repo/dist
+stage=$tdir/dist-stage
+linux=x86_64-unknown-linux-gnu
+win=x86_64-pc-windows-gnu
+musl=x86_64-unknown-linux-musl
+supported=("$linux" "$win")
+stage2=(aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin)
+# Pinned tool versions: zig and cargo-zigbuild as scripts/test-cross.sh (same venv).
+zig_pins=("ziglang==0.17.1" "cargo-zigbuild==0.24.1")
+dist_pins=("maturin==1.16.0" "auditwheel==6.8.2")
+node_win_version=20.20.2
+linux_packages="-p kepmlog-ffi -p kepmlog-node"
+# Shipped binaries need no debug info; also scripts/cross.sh's setting, so its builds are reused.
+export CARGO_PROFILE_RELEASE_DEBUG=0
+export CARGO_ZIGBUILD_CACHE_DIR=${CARGO_ZIGBUILD_CACHE_DIR:-$tdir/zigbuild-cache}
+
+die() { echo "dist: $*" >&2; exit 1; }
+usage() { echo "usage: scripts/dist.sh [--targets T1,T2,...] (supported: ${supported[*]})" >&2; exit 2; }
+
+targets=("${supported[@]}")
+while [ $# -gt 0 ]; do
+  case $1 in
+    --targets) [ $# -ge 2 ] || usage; IFS=, read -r -a targets <<<"$2"; shift 2 ;;
+    --targets=*) IFS=, read -r -a targets <<<"${1#--targets=}"; shift ;;
+    -h|--help) usage ;;
+    *) echo "dist: unknown argument $1" >&2; usage ;;
+  esac
+done
+[ ${#targets[@]} -gt 0 ] || usage
+for t in "${targets[@]}"; do
+  case " ${supported[*]} " in *" $t "*) continue ;; esac
+  case " ${stage2[*]} " in
+    *" $t "*) die "$t is not built yet (stage 2 of issue 12); supported now: ${supported[*]}" ;;
+  esac
+  die "unknown target $t (supported: ${supported[*]})"
+done
+want() { case " ${targets[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
+
+echo "== dist: tools"
+. scripts/lib.sh
+specs=(make:make pkg-config:pkg-config npm:npm node:nodejs zip:zip objdump:binutils strip:binutils python3-venv)
+want "$win" && specs+=(x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 x86_64-w64-mingw32-dlltool:binutils-mingw-w64-x86-64)
+need_tools dist "${specs[@]}"
+
+version=$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
+[ -n "$version" ] || die "no version in Cargo.toml [workspace.package]"
+v=$(node -p "require('./bindings/node/package.json').version")
+[ "$v" = "$version" ] ||
+  die "bindings/node/package.json has version $v, the workspace $version: make them equal"
+grep -q "^version = \"$version\"" bindings/python/pyproject.toml ||
+  die "bindings/python/pyproject.toml's version is not the workspace's $version: make them equal"
+installed=$(rustup target list --installed 2>/dev/null) || die "rustup not found: install Rust (https://rustup.rs)"
+missing=()
+rust_targets=("${targets[@]}")
+want "$linux" && rust_targets+=("$musl")   # the CLI
+for t in "${rust_targets[@]}"; do grep -qx "$t" <<<"$installed" || missing+=("$t"); done
+[ ${#missing[@]} -eq 0 ] || rustup target add "${missing[@]}"
+zig_venv=$tdir/zig-venv
+if ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1 || [ ! -x "$zig_venv/bin/cargo-zigbuild" ]; then
+  python3 -m venv "$zig_venv"
+  "$zig_venv/bin/python" -m pip install --quiet --disable-pip-version-check "${zig_pins[@]}"
+fi
+dist_venv=$tdir/dist-venv
+if ! "$dist_venv/bin/maturin" --version 2>/dev/null | grep -qx "maturin ${dist_pins[0]#maturin==}"; then
+  python3 -m venv "$dist_venv"
+  "$dist_venv/bin/python" -m pip install --quiet --disable-pip-version-check "${dist_pins[@]}"
+fi
+export PATH=$zig_venv/bin:$PATH
+export CARGO_ZIGBUILD_PYTHON_PATH=$zig_venv/bin/python
+maturin=$dist_venv/bin/maturin
+
+rm -rf "$dist" "$stage"
+mkdir -p "$dist" "$stage"
+
+# Fails unless the shared object FILE needs glibc 2.17 at most (manylinux2014).
+glibc_max() {
+  local max
+  max=$(objdump -T "$1" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
+  [ -n "$max" ] || die "$1 has no versioned glibc symbols (objdump -T)"
+  [ "$(printf '%s\n2.17\n' "$max" | sort -V | tail -n 1)" = 2.17 ] ||
+    die "$1 needs glibc $max; it must run on glibc 2.17 (manylinux2014)"
+}
+
+# The SDK of one target from `make -C ffi install`, made relocatable, with LICENSE and README.
+sdk() {
+  local t=$1 kind=$2 name="kepmlog-$version-$1" dir
+  dir=$stage/sdk/$name
+  echo "== dist $t: C/C++/Go SDK ($name)"
+  if [ "$kind" = linux ]; then
+    # Linked with zig against glibc 2.17, as the wheel and the Node addon: libkepmlog.so runs
+    # wherever manylinux2014 does (a build on this machine would need its own glibc).
+    # The Node addon in the same cargo run (one feature resolution, both built in parallel).
+    make -s -C ffi install TARGET="$linux.2.17" OUT="$tdir/$linux/release" STRIP=strip \
+      CARGO_BUILD="cargo zigbuild" CARGO_PACKAGES="$linux_packages" PREFIX="$dir"
+  else
+    make -s -C ffi install TARGET="$t" PREFIX="$dir" \
+      CARGO_PACKAGES="-p kepmlog-ffi -p kepmlog-cli -p secret-scanner"
+  fi
+  sed -i 's|^prefix=.*|prefix=${pcfiledir}/../..|' "$dir"/lib/pkgconfig/*.pc
+  if grep -rIl -- "$dir" "$dir" >/dev/null; then
+    die "$name still names its build path in: $(grep -rIl -- "$dir" "$dir" | tr '\n' ' ')"
+  fi
+  [ "$kind" != linux ] || glibc_max "$dir/lib/libkepmlog.so.$version"
+  cp LICENSE "$dir/LICENSE"
+  sdk_readme "$t" "$kind" >"$dir/README.md"
+  if [ "$kind" = linux ]; then
+    tar -C "$stage/sdk" --owner=0 --group=0 -czf "$dist/$name.tar.gz" "$name"
+  else
+    (cd "$stage/sdk" && zip -qr "$dist/$name.zip" "$name")
+  fi
+}
+
+sdk_readme() {
+  local t=$1 kind=$2 libs
+  libs=$(sed -n 's/^Libs: \${libdir}\/libkepmlog.a //p' "$stage/sdk/kepmlog-$version-$t/lib/pkgconfig/kepmlog-static.pc")
+  cat <<EOF
+# kepmlog $version C/C++/Go SDK for $t
+
+Log from a Keeper Privilege Manager job task to the agent's KeeperLogger topic. The API is in
+include/kepmlog.h (C) and include/kepmlog.hpp (C++17 header-only wrapper). The directory can be
+moved anywhere: pkg-config and CMake find it relative to their own files.
+
+## Link line
+
+EOF
+  if [ "$kind" = linux ]; then
+    cat <<EOF
+Linked for glibc 2.17 and later (any manylinux2014 system).
+- static (one self-contained binary):
+  \`cc -std=c99 tool.c -I\$SDK/include \$SDK/lib/libkepmlog.a $libs\`
+  or \`PKG_CONFIG_PATH=\$SDK/lib/pkgconfig pkg-config --cflags --libs kepmlog-static\`
+- shared: \`cc tool.c -I\$SDK/include -DKEPMLOG_SHARED -L\$SDK/lib -lkepmlog -Wl,-rpath,\$SDK/lib\`
+  or \`pkg-config --cflags --libs kepmlog\` (libkepmlog.so.${version%%.*} must be found at run time)
+EOF
+  else
+    cat <<EOF
+Built with MinGW-w64 (x86_64-w64-mingw32).
+- static (one self-contained .exe):
+  \`x86_64-w64-mingw32-gcc tool.c -I\$SDK/include \$SDK/lib/libkepmlog.a $libs\`
+  or \`PKG_CONFIG_PATH=\$SDK/lib/pkgconfig pkg-config --cflags --libs kepmlog-static\`
+- DLL: \`x86_64-w64-mingw32-gcc tool.c -I\$SDK/include -DKEPMLOG_SHARED -L\$SDK/lib -lkepmlog\`
+  (links lib/libkepmlog.dll.a) and ship bin/kepmlog.dll next to the .exe.
+- MSVC: only the DLL; make its import library from lib/kepmlog.def:
+  \`lib /def:kepmlog.def /machine:x64 /out:kepmlog.lib\`
+EOF
+  fi
+  cat <<EOF
+
+CMake: \`find_package(kepmlog $version REQUIRED)\` with \`-DCMAKE_PREFIX_PATH=\$SDK\`, then link
+\`kepmlog::static\`, \`kepmlog::shared\` or \`kepmlog::kepmlog\` (static with -DKEPMLOG_STATIC=ON).
+
+Go (cgo): \`PKG_CONFIG_PATH=\$SDK/lib/pkgconfig go build\` in a module that requires the
+kepmlog Go package (it links kepmlog-static through pkg-config).
+
+Licensed under the Apache License 2.0 (LICENSE).
+EOF
+}
+
+# One npm platform package: package.json, the addon and a README, packed into dist/.
+node_platform() {
+  local id=$1 os=$2 libc=$3 addon=$4 dir=$stage/npm/kepmlog-$1
+  echo "== dist: npm platform package kepmlog-$id"
+  mkdir -p "$dir"
+  cp "$addon" "$dir/kepmlog.$id.node"
+  ID=$id OS=$os LIBC=$libc VERSION=$version node -e '
+    const e = process.env;
+    const pkg = {
+      name: `kepmlog-${e.ID}`, version: e.VERSION,
+      description: `The prebuilt native addon of kepmlog for ${e.ID} (installed by the kepmlog package)`,
+      license: "Apache-2.0", main: `kepmlog.${e.ID}.node`, files: [`kepmlog.${e.ID}.node`, "README.md"],
+      os: [e.OS], cpu: ["x64"], engines: { node: ">=18" },
+    };
+    if (e.LIBC) pkg.libc = [e.LIBC];
+    process.stdout.write(JSON.stringify(pkg, null, 2) + "\n");' >"$dir/package.json"
+  printf '# kepmlog-%s\n\nThe prebuilt native addon of [kepmlog](https://www.npmjs.com/package/kepmlog) for %s.\nInstall `kepmlog`, which depends on it; do not use this package directly.\n' \
+    "$id" "$id" >"$dir/README.md"
+  (cd "$dist" && npm pack --silent --ignore-scripts "$dir" >/dev/null)
+}
+
+node_packages=()
+
+if want "$linux"; then
+  sdk "$linux" linux
+
+  echo "== dist $linux: Python wheel (manylinux2014, zig)"
+  # A target dir of its own: maturin's zig flags (linker-plugin-lto) differ from
+  # cargo-zigbuild's, and sharing one would rebuild the other's dependencies every time.
+  CARGO_TARGET_DIR=$tdir/wheel-zig "$maturin" build --quiet --release --locked --zig \
+    --compatibility manylinux2014 --target "$linux" -m bindings/python/Cargo.toml --out "$stage/wheels"
+  cp "$stage"/wheels/kepmlog-"$version"-cp39-abi3-manylinux*_x86_64.whl "$dist/"
+  "$dist_venv/bin/auditwheel" show "$dist"/kepmlog-"$version"-cp39-abi3-manylinux*_x86_64.whl |
+    tee "$stage/auditwheel.txt"
+  grep -q 'manylinux_2_17_x86_64' "$stage/auditwheel.txt" ||
+    die "auditwheel: the wheel is not manylinux2014 (manylinux_2_17) compliant"
+
+  echo "== dist $linux: Node addon"
+  # Built with the SDK's library (glibc 2.17): this only finds it up to date.
+  # shellcheck disable=SC2086
+  cargo zigbuild -q --release --locked --target "$linux.2.17" $linux_packages
+  strip -g -o "$stage/libkepmlog_node.so" "$tdir/$linux/release/libkepmlog_node.so"
+  glibc_max "$stage/libkepmlog_node.so"
+  node_platform linux-x64-gnu linux glibc "$stage/libkepmlog_node.so"
+  node_packages+=(linux-x64-gnu)
+
+  echo "== dist: CLI for $musl (scripts/cross.sh)"
+  scripts/cross.sh "$musl"
+  name=kepmlog-cli-$version-$musl
+  mkdir -p "$stage/cli/$name"
+  install -m 755 "$tdir/$musl/kepmlog-prefix/bin/kepmlog" "$stage/cli/$name/kepmlog"
+  cp LICENSE "$stage/cli/$name/"
+  tar -C "$stage/cli" --owner=0 --group=0 -czf "$dist/$name.tar.gz" "$name"
+fi
+
+if want "$win"; then
+  sdk "$win" windows
+
+  name=kepmlog-cli-$version-$win
+  echo "== dist $win: CLI ($name)"
+  mkdir -p "$stage/cli/$name"
+  install -m 755 "$tdir/$win/release/kepmlog.exe" "$stage/cli/$name/kepmlog.exe"
+  cp LICENSE "$stage/cli/$name/"
+  (cd "$stage/cli" && zip -qr "$dist/$name.zip" "$name")
+
+  echo "== dist $win: Python wheel (win_amd64, MinGW)"
+  "$maturin" build --quiet --release --locked --target "$win" -m bindings/python/Cargo.toml \
+    --out "$stage/wheels"
+  cp "$stage/wheels/kepmlog-$version-cp39-abi3-win_amd64.whl" "$dist/"
+
+  echo "== dist $win: Node addon (against node.exe's N-API exports)"
+  node_win_libnode "$tdir/node-win" "$node_win_version"
+  LIBNODE_PATH=$tdir/node-win/libnode cargo build -q --release --locked --target "$win" -p kepmlog-node
+  node_platform win32-x64-gnu win32 "" "$tdir/$win/release/kepmlog_node.dll"
+  node_packages+=(win32-x64-gnu)
+fi
+
+echo "== dist: Python sdist"
+"$maturin" sdist -m bindings/python/Cargo.toml --out "$stage/sdist"
+cp "$stage/sdist/kepmlog-$version.tar.gz" "$dist/"
+
+echo "== dist: npm main package (kepmlog, optionalDependencies: ${node_packages[*]})"
+main=$stage/npm/kepmlog
+mkdir -p "$main"
+# The package's files as published, but neither an addon nor the install script: the addon
+# comes in the platform package, and a packed copy has no cargo workspace to build one from.
+(cd bindings/node && node -p 'require("./package.json").files.join("\n")') |
+  while read -r f; do
+    case $f in kepmlog.node|scripts/build.js) continue ;; esac
+    [ -e "bindings/node/$f" ] || die "bindings/node/package.json lists $f, which does not exist"
+    install -D -m 644 "bindings/node/$f" "$main/$f"
+  done
+PLATFORMS="${node_packages[*]}" node -e '
+  const pkg = require("./bindings/node/package.json");
+  pkg.files = pkg.files.filter((f) => f !== "kepmlog.node" && f !== "scripts/build.js");
+  // No install or prepare script (see above), and no test script: the tests are not packed.
+  delete pkg.scripts;
+  pkg.optionalDependencies = {};
+  for (const id of process.env.PLATFORMS.split(" ")) pkg.optionalDependencies[`kepmlog-${id}`] = pkg.version;
+  delete pkg.devDependencies;
+  process.stdout.write(JSON.stringify(pkg, null, 2) + "\n");' >"$main/package.json"
+(cd "$dist" && npm pack --silent --ignore-scripts "$main" >/dev/null)
+
+echo "== dist: SHA256SUMS"
+(cd "$dist" && rm -f SHA256SUMS && sha256sum -- * >"$stage/SHA256SUMS" && mv "$stage/SHA256SUMS" SHA256SUMS)
+(cd "$dist" && ls -l)
+echo "dist: kepmlog $version for ${targets[*]} in $dist"
