@@ -24,7 +24,7 @@
 #
 # aarch64-unknown-linux-gnu and the macOS targets are stage 2 of issue 12: refused for now.
 # Builds go to target/ (release, the profile scripts/cross.sh uses, so what
-# scripts/test-cross.sh built is reused); staging in target/dist-stage. scripts/test-dist.sh
+# scripts/test-cross.sh built is reused); staging in target/dist-stage. scripts/check-dist.sh
 # checks the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
