@@ -23,7 +23,7 @@ export KEPM_DEVAGENT=$DEVAGENT
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 echo "== python: pip install ./bindings/python (release build of the extension)"
 # One build: maturin's cargo build of the extension, in the workspace target dir.
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check ./bindings/python "pytest>=7"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check ./bindings/python "pytest>=7" "structlog>=22.1" "loguru>=0.6"
 
 # The example job tool, where the agent looks for the task's command.
 LAUNCHER_DIR=$TARGET/agent-root/Jobs/bin/secret-scanner-py
