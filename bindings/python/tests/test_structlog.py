@@ -100,8 +100,9 @@ def test_fields_and_context_json(agent: DevAgent, log: kepmlog.Logger) -> None:
     sl.info("unicode", name="Scan terminé ✓")
     sl.info({"event": "a dict as event"})
     sl.info("no fields")
+    sl.warning("level as data", level="high")  # names no level: the method decides
     assert log.flush(20) == 0
-    meta = agent.metadata(9)
+    meta = agent.metadata(10)
     got = [(m["Category"], m["Message"], m["CorrelationId"], m["Context"]) for m in meta]
     assert got == [
         ("Upload", "with fields", "run-7", '{"files":18,"path":"/srv","ok":true}'),
@@ -114,7 +115,9 @@ def test_fields_and_context_json(agent: DevAgent, log: kepmlog.Logger) -> None:
         ("General", "unicode", "", '{"name":"Scan terminé ✓"}'),
         ("General", "{'event': 'a dict as event'}", "", ""),
         ("General", "no fields", "", ""),
+        ("General", "level as data", "", '{"level":"high"}'),
     ]
+    assert meta[-1]["LogLevel"] == 2
 
 
 def test_category_defaults(agent: DevAgent) -> None:

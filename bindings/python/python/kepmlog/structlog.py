@@ -54,25 +54,34 @@ _LEVELS = {
 #: method name) is an ordinary record, not a problem nor noise.
 _UNKNOWN_LEVEL = 1
 
-# Keys the processor maps to MetaData fields or renders itself; every other key goes to
-# Context as JSON. "_record" and "_from_structlog" are ProcessorFormatter's bookkeeping.
+# Keys the processor maps to MetaData fields or renders itself (and "level" when it names a
+# level); every other key goes to Context as JSON. "_record" and "_from_structlog" are
+# ProcessorFormatter's bookkeeping.
 _OWN_KEYS = frozenset(
-    ("event", "level", "category", "correlation_id", "context", "exc_info", "stack_info",
-     "stack", "_record", "_from_structlog")
+    ("event", "category", "correlation_id", "context", "exc_info", "stack_info", "stack",
+     "_record", "_from_structlog")
 )
 _EXC_FORMATTER = logging.Formatter()
 _STACK = StackInfoRenderer(additional_ignores=["kepmlog"])
 
 
+def _level_key(value: Any) -> Optional[int]:
+    """The KeeperLogger level a ``level`` value names, or None when it names none (then it
+    is the application's data and stays in Context)."""
+    if isinstance(value, str):
+        return _LEVELS.get(value.lower())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return wire_level(int(value))
+    return None
+
+
 def wire_level_of(method_name: str, event_dict: Mapping[str, Any]) -> int:
-    """The KeeperLogger level (0..5) of a structlog event: its ``level`` key when present (a
-    name such as ``add_log_level`` writes, or a ``logging`` number), else the method name.
-    Unknown names (``msg``, custom methods) are Info."""
-    level = event_dict.get("level", method_name)
-    if isinstance(level, str):
-        return _LEVELS.get(level.lower(), _UNKNOWN_LEVEL)
-    if isinstance(level, (int, float)) and not isinstance(level, bool):
-        return wire_level(int(level))
+    """The KeeperLogger level (0..5) of a structlog event: its ``level`` key when that names a
+    level (as ``add_log_level`` writes it, or a ``logging`` number), else the method name.
+    Other names (``msg``, custom methods) are Info."""
+    level = _level_key(event_dict.get("level"))
+    if level is not None:
+        return level
     return _LEVELS.get(method_name.lower(), _UNKNOWN_LEVEL)
 
 
@@ -105,9 +114,12 @@ def render_context(event_dict: Mapping[str, Any]) -> str:
     # structured one (dict_tracebacks: a list) stays in the JSON.
     exception = event_dict.get("exception")
     rendered = exception if isinstance(exception, str) else None
+    level_is_data = _level_key(event_dict.get("level")) is None
     rest = {
         k: v for k, v in event_dict.items()
-        if k not in _OWN_KEYS and not (k == "exception" and rendered is not None)
+        if k not in _OWN_KEYS
+        and not (k == "exception" and rendered is not None)
+        and not (k == "level" and not level_is_data)
     }
     if isinstance(context, str):
         if context:
@@ -134,8 +146,8 @@ class KeeperLoggerProcessor:
     """A structlog processor that sends each event to KeeperLogger through a
     :class:`kepmlog.Logger`.
 
-    * Level: the ``level`` key (``structlog.processors.add_log_level``) or else the method
-      name: ``critical``/``fatal`` -> Critical, ``error``/``exception`` -> Error,
+    * Level: the ``level`` key (``structlog.processors.add_log_level``) when it names a
+      level, else the method name: ``critical``/``fatal`` -> Critical, ``error``/``exception`` -> Error,
       ``warning``/``warn`` -> Warning, ``info`` -> Info, ``debug`` -> Debug,
       ``trace``/``verbose`` -> Verbose; a ``logging`` number maps like
       :func:`kepmlog.wire_level`; any other name (``msg``) -> Info.
