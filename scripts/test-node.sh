@@ -32,9 +32,9 @@ consumer=$repo/target/node-consumer
 rm -rf "$consumer"
 mkdir -p "$consumer"
 printf '{ "name": "kepmlog-node-consumer", "private": true }\n' >"$consumer/package.json"
-(cd "$consumer" && npm install "${npm_flags[@]}" "$repo/bindings/node" "winston@^3.13.0")
+(cd "$consumer" && npm install "${npm_flags[@]}" "$repo/bindings/node" "winston@^3.13.0" "pino@^10.0.0")
 test -f "$consumer/node_modules/kepmlog/kepmlog.node"
-# The tests run as the consumer's code, so 'kepmlog' and 'winston' resolve as they would for a user.
+# The tests run as the consumer's code, so 'kepmlog', 'winston' and 'pino' resolve as they would for a user.
 cp -r "$repo/bindings/node/test" "$consumer/test"
 
 echo "== node: install the example job tool into target/agent-root"
