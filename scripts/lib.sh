@@ -5,7 +5,8 @@
 # A SPEC is COMMAND:PACKAGE (looked up on PATH), /ABSOLUTE/PATH:PACKAGE (that file, or its name
 # on PATH: e.g. /usr/sbin/mosquitto, which is not on a non-root user's PATH), or python3-venv (the venv and
 # ensurepip modules, which Debian ships apart from python3). Idempotent: nothing to install,
-# nothing run.
+# nothing run. /ABSOLUTE/HEADER.h:PACKAGE is that header file, for a library that has no command
+# (/usr/include/spdlog/spdlog.h:libspdlog-dev).
 need_tools() {
   local who=$1 spec
   shift
@@ -13,6 +14,8 @@ need_tools() {
   for spec in "$@"; do
     case $spec in
       python3-venv) python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv) ;;
+      # A header is neither executable nor on PATH: the case below would install it every time.
+      /*.h:*) [ -f "${spec%%:*}" ] || need+=("${spec#*:}") ;;
       /*:*) [ -x "${spec%%:*}" ] || command -v "$(basename "${spec%%:*}")" >/dev/null 2>&1 ||
         need+=("${spec#*:}") ;;
       *) command -v "${spec%%:*}" >/dev/null 2>&1 || need+=("${spec#*:}") ;;

@@ -4,6 +4,7 @@
 #   - ctest: the C test program (vectors checked at the broker, every bad-input case, 8 threads
 #     vs shutdown) on the shared library, under valgrind memcheck, and built with
 #     -fsanitize=address,undefined; plus the header compiled as C99, C++11 and C++17 (-Werror);
+#   - ctest: the spdlog sink (kepmlog_spdlog.hpp, Debian's libspdlog-dev) against the devagent;
 #   - the C example (pkg-config one-liner) and the C++ example (find_package) built and installed
 #     in target/agent-root/Jobs/bin/, where test-jobs.sh runs them through their job files.
 set -euo pipefail
@@ -14,7 +15,8 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 prefix=$target/kepmlog-prefix
 
 . scripts/lib.sh
-need_tools test-c cmake:cmake valgrind:valgrind pkg-config:pkg-config cc:gcc c++:g++ make:make
+need_tools test-c cmake:cmake valgrind:valgrind pkg-config:pkg-config cc:gcc c++:g++ make:make \
+  /usr/include/spdlog/spdlog.h:libspdlog-dev
 
 cargo build -q -p kepm-devagent
 export KEPM_DEVAGENT=${KEPM_DEVAGENT:-$target/debug/kepm-devagent}
@@ -22,7 +24,7 @@ echo "== c: build and install libkepmlog into $prefix"
 make -s -C ffi install PREFIX="$prefix"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 
-echo "== c: ctest (suite, valgrind, asan+ubsan, header C99/C++11/C++17)"
+echo "== c: ctest (suite, valgrind, asan+ubsan, spdlog sink, header C99/C++11/C++17)"
 build=$target/c-tests
 cmake -S tests/c -B "$build" -DCMAKE_PREFIX_PATH="$prefix" -DKEPMLOG_REPO="$repo" \
   -DCMAKE_BUILD_TYPE=Debug >/dev/null
