@@ -105,8 +105,8 @@ class KeeperLoggerDestination extends EventEmitter {
     }
     if (logger !== undefined && Object.keys(loggerOptions).length > 0) {
       throw new TypeError(
-        `kepmlog/pino: options.logger is a ready Logger; its options (${Object.keys(loggerOptions).join(', ')}) ` +
-          'are given to new Logger(...) instead'
+        `kepmlog/pino: options.logger is a ready Logger: give Logger options (${Object.keys(loggerOptions).join(', ')}) ` +
+          'to new Logger(...) instead'
       );
     }
     if (category !== undefined && typeof category !== 'string') {
@@ -135,6 +135,7 @@ class KeeperLoggerDestination extends EventEmitter {
     this.refused = 0;
     this.notJson = 0;
     this._partial = '';
+    this._decoder = undefined;
     this._reported = new Set();
     this._ended = false;
     this._closed = undefined;

@@ -195,6 +195,22 @@ test('lines that are not JSON are logged as text; bad input is counted, never th
   assert.equal(s.refused, 2);
   assert.equal(s.notJson, 3);
 
+  // Without a 'warn' listener: one stderr line per kind, then only the count.
+  const quiet = kepmlogPino({ ...agent.brokerOptions(), jobId: 'pino-job', source: 'PinoTool' });
+  const written = [];
+  const stderrWrite = process.stderr.write;
+  process.stderr.write = (s, ...rest) => (String(s).startsWith('kepmlog: pino:') ? written.push(String(s)) > 0 : stderrWrite.call(process.stderr, s, ...rest));
+  try {
+    pino(quiet).info('');
+    pino(quiet).info('   ');
+  } finally {
+    process.stderr.write = stderrWrite;
+  }
+  assert.equal(written.length, 1);
+  assert.match(written[0], /^kepmlog: pino: a record was not logged \(empty_message\): kepmlog: .*destination\.stats\(\)\.refused\)\n$/);
+  assert.equal(quiet.stats().refused, 2);
+  await quiet.logger.shutdown(5000);
+
   // A shut-down logger refuses, which is reported, not thrown.
   await dest.logger.shutdown(5000);
   assert.equal(dest.write('{"level":30,"msg":"too late"}\n'), true);
@@ -217,7 +233,7 @@ test('a destination can share an application Logger; options are checked', async
   await logger.shutdown(5000);
 
   assert.throws(() => kepmlogPino({ logger: {} }), TypeError);
-  assert.throws(() => kepmlogPino({ logger, source: 'X' }), /options\.logger is a ready Logger; its options \(source\)/);
+  assert.throws(() => kepmlogPino({ logger, source: 'X' }), /options\.logger is a ready Logger: give Logger options \(source\)/);
   assert.throws(() => kepmlogPino({ ...agent.brokerOptions(), jobId: 'pino-job', sourc: 'typo' }), /unknown option "sourc"/);
   assert.throws(() => kepmlogPino({ ...agent.brokerOptions(), jobId: 'pino-job', levels: { audit: 'loud' } }), RangeError);
   assert.throws(() => kepmlogPino({ ...agent.brokerOptions(), jobId: 'pino-job', categoryKey: '' }), TypeError);
