@@ -16,7 +16,8 @@ pub(crate) fn mark_worker_thread() {
     ON_WORKER.with(|w| w.set(true));
 }
 
-fn on_worker_thread() -> bool {
+/// Also the guard of `TracingLayer` (feature `tracing`, which turns `log` on).
+pub(crate) fn on_worker_thread() -> bool {
     ON_WORKER.with(|w| w.get())
 }
 

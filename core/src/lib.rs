@@ -15,6 +15,7 @@
 #[cfg(feature = "log")]
 mod bridge;
 mod error;
+pub mod fork;
 mod hub;
 pub mod identity;
 mod ledger;
@@ -28,6 +29,8 @@ mod session;
 mod settings;
 mod text;
 mod tls;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
 mod worker;
 
 #[cfg(feature = "log")]
@@ -44,3 +47,5 @@ pub use outcome::Outcome;
 pub use record::{build_metadata, encode, MetaData};
 pub use settings::SETTINGS_PATH;
 pub use tls::is_loopback_host;
+#[cfg(feature = "tracing")]
+pub use tracing_layer::TracingLayer;
