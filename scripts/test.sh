@@ -13,12 +13,13 @@ python3 scripts/check-imports.py
 echo "== rust: fmt, clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo clippy -p kepmlog --all-targets --features log --locked -- -D warnings
+cargo clippy -p kepmlog --all-targets --features log,tracing --locked -- -D warnings
 
 echo "== rust: tests"
 cargo build --workspace --locked
 cargo test --workspace --locked
-cargo test -p kepmlog --features log --lib --locked
+cargo test -p kepmlog --features log,tracing --lib --locked
+cargo test -p kepmlog --features tracing --test tracing --locked
 
 # Each binding's suite installs its example tool under target/agent-root; test-jobs.sh runs
 # every example job through `kepm-devagent run`, so it goes last.
