@@ -69,6 +69,16 @@ impl PlainBroker {
         self.mosquitto.log.lock().connection_attempts
     }
 
+    /// Waits until at least `n` clients completed CONNECT or `timeout` passes; returns them.
+    /// Mosquitto logs a connection and its client on two lines: after an attempt is counted,
+    /// its client id may not have been read yet.
+    pub fn wait_for_clients(&self, n: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let log = &self.mosquitto.log;
+        let (st, _) = wait_while(&log.cv, log.lock(), deadline, |st| st.clients.len() < n);
+        st.clients.clone()
+    }
+
     /// Waits until at least `n` connection attempts were logged or `timeout` passes;
     /// returns the count.
     pub fn wait_for_attempts(&self, n: usize, timeout: Duration) -> usize {

@@ -25,5 +25,9 @@ fn plain_broker_accepts_plaintext_and_records_it() {
     drop(s);
 
     assert_eq!(b.wait_for_attempts(1, Duration::from_secs(10)), 1);
+    assert_eq!(
+        b.wait_for_clients(1, Duration::from_secs(10)),
+        vec!["plain-1".to_string()]
+    );
     assert_eq!(b.clients(), vec!["plain-1".to_string()]);
 }
