@@ -1,25 +1,10 @@
 //! [`log`] crate bridge: lets a Rust job tool keep its `log::info!(...)` calls.
 
-use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::level::Level;
 use crate::logger::Logger;
-
-thread_local! {
-    /// Set on kepmlog's worker threads: whatever the libraries under it (rumqttc, rustls, ureq)
-    /// log there must not come back into kepmlog's own queue.
-    static ON_WORKER: Cell<bool> = const { Cell::new(false) };
-}
-
-pub(crate) fn mark_worker_thread() {
-    ON_WORKER.with(|w| w.set(true));
-}
-
-/// Also the guard of `TracingLayer` (feature `tracing`, which turns `log` on).
-pub(crate) fn on_worker_thread() -> bool {
-    ON_WORKER.with(|w| w.get())
-}
+use crate::on_worker::on_worker_thread;
 
 /// A [`log::Log`] that sends records to a kepmlog [`Logger`]: `error!` → Error, `warn!` →
 /// Warning, `info!` → Info, `debug!` → Debug, `trace!` → Verbose; the record's target becomes
@@ -93,18 +78,5 @@ mod tests {
         assert_eq!(LogBridge::level_for(log::Level::Trace), Level::Verbose);
         assert_eq!(LogBridge::level_for(log::Level::Warn), Level::Warning);
         assert_eq!(LogBridge::level_for(log::Level::Error), Level::Error);
-    }
-
-    #[test]
-    fn worker_threads_are_ignored() {
-        assert!(!on_worker_thread());
-        let on_worker = std::thread::spawn(|| {
-            mark_worker_thread();
-            on_worker_thread()
-        })
-        .join()
-        .unwrap();
-        assert!(on_worker);
-        assert!(!on_worker_thread(), "the mark is per thread");
     }
 }

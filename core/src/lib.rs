@@ -21,6 +21,8 @@ pub mod identity;
 mod ledger;
 mod level;
 mod logger;
+#[cfg(any(feature = "log", feature = "tracing"))]
+mod on_worker;
 mod options;
 mod outcome;
 mod queue;

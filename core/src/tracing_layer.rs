@@ -12,9 +12,9 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::bridge::on_worker_thread;
 use crate::level::Level;
 use crate::logger::Logger;
+use crate::on_worker::on_worker_thread;
 
 /// The field that names an event's Category instead of its target.
 const CATEGORY_FIELD: &str = "category";
@@ -553,7 +553,7 @@ mod tests {
             .with(Count(seen.clone()));
         let dispatch = tracing::Dispatch::new(subscriber);
         std::thread::spawn(move || {
-            crate::bridge::mark_worker_thread();
+            crate::on_worker::mark_worker_thread();
             tracing::dispatcher::with_default(&dispatch, || {
                 tracing::info!(target: "Worker", "from the worker");
             });

@@ -51,8 +51,8 @@ pub(crate) struct WorkerConfig {
 
 /// The worker thread's body: never panics across its boundary, always marks its loggers done.
 pub(crate) fn run(config: WorkerConfig, control: Receiver<Control>, signal: Arc<Signal>) {
-    #[cfg(feature = "log")]
-    crate::bridge::mark_worker_thread();
+    #[cfg(any(feature = "log", feature = "tracing"))]
+    crate::on_worker::mark_worker_thread();
     let diagnostics = config.diagnostics;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

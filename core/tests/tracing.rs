@@ -298,7 +298,7 @@ fn guard_child() {
         .with(TracingLayer::new(tool.clone()).with_span_correlation(true))
         .with(WorkerEvents(on_worker.clone()));
     tracing::subscriber::set_global_default(subscriber).unwrap();
-    tracing_log::LogTracer::init_with_filter(log::LevelFilter::Trace).unwrap();
+    tracing_log::LogTracer::init_with_filter(tracing_log::log::LevelFilter::Trace).unwrap();
     // Another client id: another worker, whose settings request and TLS handshake all happen
     // under the subscriber.
     let other = Logger::new(options("OtherTool", "guardother")).unwrap();
