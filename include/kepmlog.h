@@ -670,6 +670,24 @@ enum kepmlog_status kepmlog_logger_printed(const struct kepmlog_logger *logger,
                                            uint64_t *out,
                                            bool *writes_to_stderr);
 
+/**
+ * Before `fork()`: waits (at most one second) until no logger's background worker is in its
+ * start-up (discovery, TLS set-up, connect), so that the child does not inherit a one-time
+ * initialisation half done and hang on it when it creates its own logger. A logger created
+ * by the parent cannot be used in the child (`KEPMLOG_ERR_FORKED`): create a new one there.
+ */
+KEPMLOG_API void kepmlog_fork_prepare(void);
+
+/**
+ * After `fork()`, in the parent (also when `fork()` failed): lets the workers go on.
+ */
+KEPMLOG_API void kepmlog_fork_parent(void);
+
+/**
+ * After `fork()`, in the child, before it creates a logger.
+ */
+KEPMLOG_API void kepmlog_fork_child(void);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

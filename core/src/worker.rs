@@ -20,6 +20,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::ClientConfig;
 use tokio::time::Instant;
 
+use crate::fork;
 use crate::ledger::{Ledger, Tracked};
 use crate::level::Level;
 use crate::queue::{Control, Item, Kind, MemberSpec, Settlements, Shared, Signal};
@@ -54,9 +55,11 @@ pub(crate) fn run(config: WorkerConfig, control: Receiver<Control>, signal: Arc<
     #[cfg(any(feature = "log", feature = "tracing"))]
     crate::on_worker::mark_worker_thread();
     let diagnostics = config.diagnostics;
+    let section = fork::section();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
+    drop(section);
     match rt {
         Ok(rt) => rt.block_on(run_async(config, control, Arc::clone(&signal))),
         Err(e) => {
@@ -106,6 +109,8 @@ async fn run_async(config: WorkerConfig, control: Receiver<Control>, signal: Arc
     // The logger that started the worker is attached already: its records may carry the
     // fallback warning.
     worker.take_control();
+    // Discovery and the TLS set-up run ureq's and rustls' one-time initialisation.
+    let section = fork::section();
     let (host, port) = match config.broker.clone() {
         Some(addr) => addr,
         None => match settings::discover(
@@ -131,7 +136,9 @@ async fn run_async(config: WorkerConfig, control: Receiver<Control>, signal: Arc
     worker.host = host;
     worker.port = port;
     worker.set_broker();
-    match tls::client_config(config.ca.as_deref(), &worker.host) {
+    let tls = tls::client_config(config.ca.as_deref(), &worker.host);
+    drop(section);
+    match tls {
         Ok(tls) => worker.tls = Some(tls),
         Err(msg) => {
             diag(diagnostics, &format!("cannot connect: {msg}"));
@@ -334,6 +341,7 @@ impl Worker {
                 let _ = tokio::time::timeout(TICK, self.signal.wake.notified()).await;
                 self.take_control();
             }
+            let section = fork::section();
             let connected = Session::connect(
                 &self.host,
                 self.port,
@@ -343,6 +351,7 @@ impl Worker {
                 CONNECT_TIMEOUT,
             )
             .await;
+            drop(section);
             match connected {
                 Ok(session) => {
                     self.on_connected(&session);

@@ -45,6 +45,8 @@ mod logger;
 pub use logger::*;
 mod stderr;
 pub use stderr::*;
+mod fork;
+pub use fork::*;
 
 #[cfg(test)]
 mod tests;

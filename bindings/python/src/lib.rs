@@ -620,6 +620,26 @@ fn build_metadata(
     String::from_utf8(bytes).map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
+/// Before `os.fork()`: waits (at most `kepmlog::fork::DEFAULT_FORK_WAIT`) until no worker is
+/// in its start-up, so the child inherits no half-done one-time initialisation. The GIL stays
+/// held: workers never take it.
+#[pyfunction]
+fn fork_prepare() -> bool {
+    kepmlog::fork::prepare(kepmlog::fork::DEFAULT_FORK_WAIT)
+}
+
+/// After `os.fork()`, in the parent.
+#[pyfunction]
+fn fork_parent() {
+    kepmlog::fork::parent();
+}
+
+/// After `os.fork()`, in the child, before any logger is re-created there.
+#[pyfunction]
+fn fork_child() {
+    kepmlog::fork::child();
+}
+
 #[pymodule]
 fn _kepmlog(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeLogger>()?;
@@ -627,6 +647,9 @@ fn _kepmlog(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(safe_token, m)?)?;
     m.add_function(wrap_pyfunction!(script_token, m)?)?;
     m.add_function(wrap_pyfunction!(build_metadata, m)?)?;
+    m.add_function(wrap_pyfunction!(fork_prepare, m)?)?;
+    m.add_function(wrap_pyfunction!(fork_parent, m)?)?;
+    m.add_function(wrap_pyfunction!(fork_child, m)?)?;
     m.add("DEFAULT_QUEUE_CAPACITY", kepmlog::DEFAULT_QUEUE_CAPACITY)?;
     m.add("DEFAULT_API_BASE", kepmlog::DEFAULT_API_BASE)?;
     m.add(

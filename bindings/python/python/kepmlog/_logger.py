@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Optional, Sequence, Tuple, Union
 
 from . import _errors
+from . import _kepmlog as _native
 from ._kepmlog import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_QUEUE_CAPACITY,
@@ -330,8 +331,15 @@ class Logger:
             print(f"kepmlog: cannot re-create the logger in the forked child: {e}", file=sys.stderr)
 
 
+def _before_fork() -> None:
+    # A worker in its start-up may be inside a one-time initialisation (ureq, rustls) that the
+    # child would inherit half-done and hang on: wait for it (bounded) before the fork.
+    _native.fork_prepare()
+
+
 def _after_fork_in_child() -> None:
     global _live_lock
+    _native.fork_child()
     # Another thread may have held the lock at fork time; the child has only this thread.
     _live_lock = threading.Lock()
     for logger in list(_live):
@@ -361,4 +369,8 @@ def is_exiting() -> bool:
 
 atexit.register(_shutdown_all_at_exit)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_native.fork_parent,
+        after_in_child=_after_fork_in_child,
+    )
