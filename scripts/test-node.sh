@@ -4,8 +4,8 @@
 # then runs the node:test suite against kepm-devagent (real Mosquitto over TLS).
 #
 # KEPMLOG_CARGO_PROFILE (default here: dev) picks the cargo profile of the addon build: the
-# package's own default is release; the suite reuses the dev build `cargo build --workspace`
-# already made, to stay within CI's time.
+# package's own default is release; a dev build shares the dependencies `cargo test` already
+# built, to stay within CI's time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)

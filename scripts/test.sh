@@ -12,14 +12,18 @@ python3 scripts/check-imports.py
 
 echo "== rust: fmt, clippy"
 cargo fmt --all -- --check
+# The core's bridges (features log, tracing) are linted and tested with the whole workspace:
+# `-p kepmlog --features ...` would resolve the dependencies' features anew and build them a
+# second time. Without the features, everything compiles in the first clippy run and in the
+# bindings' release builds below.
+bridges=kepmlog/log,kepmlog/tracing
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo clippy -p kepmlog --all-targets --features log,tracing --locked -- -D warnings
+cargo clippy --workspace --all-targets --features "$bridges" --locked -- -D warnings
 
 echo "== rust: tests"
-cargo build --workspace --locked
-cargo test --workspace --locked
-cargo test -p kepmlog --features log,tracing --lib --locked
-cargo test -p kepmlog --features tracing --test tracing --locked
+cargo test --workspace --features "$bridges" --locked
+# The suites below use the devagent this built.
+export KEPM_DEVAGENT=${CARGO_TARGET_DIR:-$PWD/target}/debug/kepm-devagent
 
 # Each binding's suite installs its example tool under target/agent-root; test-jobs.sh runs
 # every example job through `kepm-devagent run`, so it goes last.

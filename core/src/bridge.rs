@@ -28,7 +28,9 @@ impl LogBridge {
 
     /// Installs the bridge as the process-wide `log` logger with this maximum level.
     pub fn install(self, max: log::LevelFilter) -> Result<(), log::SetLoggerError> {
-        log::set_boxed_logger(Box::new(self))?;
+        // `set_logger` with a leaked box is `set_boxed_logger` without `log`'s std feature;
+        // the logger stays installed for the life of the process either way.
+        log::set_logger(Box::leak(Box::new(self)))?;
         log::set_max_level(max);
         Ok(())
     }

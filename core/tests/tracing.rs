@@ -298,7 +298,10 @@ fn guard_child() {
         .with(TracingLayer::new(tool.clone()).with_span_correlation(true))
         .with(WorkerEvents(on_worker.clone()));
     tracing::subscriber::set_global_default(subscriber).unwrap();
-    tracing_log::LogTracer::init_with_filter(tracing_log::log::LevelFilter::Trace).unwrap();
+    // `LogTracer::init` needs tracing-log's std feature, which would turn on log's for the
+    // whole workspace (see core/Cargo.toml): install it by hand.
+    tracing_log::log::set_logger(Box::leak(Box::new(tracing_log::LogTracer::new()))).unwrap();
+    tracing_log::log::set_max_level(tracing_log::log::LevelFilter::Trace);
     // Another client id: another worker, whose settings request and TLS handshake all happen
     // under the subscriber.
     let other = Logger::new(options("OtherTool", "guardother")).unwrap();
