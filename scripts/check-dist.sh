@@ -185,7 +185,7 @@ mkdir -p "$work/extract" "$work/moved"
 tar -C "$work/extract" -xzf "$dist/$sdk_tgz"
 mv "$work/extract/kepmlog-$version-x86_64-unknown-linux-gnu" "$work/moved/sdk"
 sdk=$work/moved/sdk
-for f in include/kepmlog.h include/kepmlog.hpp lib/libkepmlog.a "lib/libkepmlog.so.$version" \
+for f in include/kepmlog.h include/kepmlog.hpp include/kepmlog_spdlog.hpp lib/libkepmlog.a "lib/libkepmlog.so.$version" \
   lib/libkepmlog.so.0 lib/libkepmlog.so lib/pkgconfig/kepmlog.pc lib/pkgconfig/kepmlog-static.pc \
   lib/cmake/kepmlog/kepmlog-config.cmake lib/cmake/kepmlog/kepmlog-config-version.cmake LICENSE README.md; do
   [ -e "$sdk/$f" ] || fail "$sdk_tgz has no $f"
@@ -254,7 +254,7 @@ list_has() { # ARCHIVE-LISTING-FILE WHAT PATH...
 win_sdk=$(one "kepmlog-$version-x86_64-pc-windows-gnu.zip")
 unzip -Z1 "$dist/$win_sdk" >"$work/win-sdk.txt"
 d=kepmlog-$version-x86_64-pc-windows-gnu
-list_has "$work/win-sdk.txt" "$win_sdk" "$d/include/kepmlog.h" "$d/include/kepmlog.hpp" \
+list_has "$work/win-sdk.txt" "$win_sdk" "$d/include/kepmlog.h" "$d/include/kepmlog.hpp" "$d/include/kepmlog_spdlog.hpp" \
   "$d/lib/libkepmlog.a" "$d/lib/libkepmlog.dll.a" "$d/lib/kepmlog.def" "$d/bin/kepmlog.dll" \
   "$d/lib/pkgconfig/kepmlog.pc" "$d/lib/pkgconfig/kepmlog-static.pc" \
   "$d/lib/cmake/kepmlog/kepmlog-config.cmake" "$d/lib/cmake/kepmlog/kepmlog-config-version.cmake" \

@@ -149,7 +149,7 @@ sdk_readme() {
 # kepmlog $version C/C++/Go SDK for $t
 
 Log from a Keeper Privilege Manager job task to the agent's KeeperLogger topic. The API is in
-include/kepmlog.h (C) and include/kepmlog.hpp (C++17 header-only wrapper), with
+include/kepmlog.h (C) and include/kepmlog.hpp (C++11 header-only wrapper), with
 include/kepmlog_spdlog.hpp, an spdlog sink (header-only; needs spdlog 1.x, C++11). The directory
 can be moved anywhere: pkg-config and CMake find it relative to their own files.
 
