@@ -32,27 +32,25 @@ except ImportError as e:  # pragma: no cover - exercised in a subprocess by the 
 
 from . import _errors, _logger
 from ._handler import wire_level
+from ._kepmlog import parse_level
 from ._logger import Logger
 
 __all__ = ["KeeperLoggerProcessor", "wire_level_of"]
 
-# structlog's method names (and the "level" values add_log_level writes) and the aliases
-# kepmlog.Logger.log accepts, lowercased.
-_LEVELS = {
-    "critical": 4,
-    "fatal": 4,
-    "error": 3,
-    "exception": 3,
-    "warning": 2,
-    "warn": 2,
-    "info": 1,
-    "debug": 0,
-    "trace": 5,
-    "verbose": 5,
-}
-#: What a name outside ``_LEVELS`` maps to: structlog's level-less ``msg()`` (and a custom
+#: What a name the core does not know maps to: structlog's level-less ``msg()`` (and a custom
 #: method name) is an ordinary record, not a problem nor noise.
 _UNKNOWN_LEVEL = 1
+
+
+def _level_name(name: str) -> Optional[int]:
+    """The level a structlog method or ``level`` name names: the core's names (as everywhere,
+    ``fatal``, ``warn``, ``trace`` included) plus structlog's ``exception``; else None."""
+    if name.lower() == "exception":
+        return 3
+    try:
+        return parse_level(name)
+    except _errors.InvalidLevelError:
+        return None
 
 # Keys the processor maps to MetaData fields or renders itself (and "level" when it names a
 # level); every other key goes to Context as JSON. "_record" and "_from_structlog" are
@@ -69,7 +67,7 @@ def _level_key(value: Any) -> Optional[int]:
     """The KeeperLogger level a ``level`` value names, or None when it names none (then it
     is the application's data and stays in Context)."""
     if isinstance(value, str):
-        return _LEVELS.get(value.lower())
+        return _level_name(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return wire_level(int(value))
     return None
@@ -82,7 +80,8 @@ def wire_level_of(method_name: str, event_dict: Mapping[str, Any]) -> int:
     level = _level_key(event_dict.get("level"))
     if level is not None:
         return level
-    return _LEVELS.get(method_name.lower(), _UNKNOWN_LEVEL)
+    level = _level_name(method_name)
+    return _UNKNOWN_LEVEL if level is None else level
 
 
 # default=str: a datetime, a Path or an object of the application's own is logged as its
