@@ -88,6 +88,9 @@ export interface LoggerOptions {
   dropTimeoutMs?: number;
   /** Arguments searched for `--keeper-api-base`. Default `process.argv`. */
   args?: string[];
+  /** The tool's main script, whose file name makes the default token. Default `process.argv[1]`
+   * (set it where that is not the tool's, e.g. in a worker thread). */
+  scriptPath?: string;
   /** Print the library's own diagnostics (`kepmlog: ...`) on stderr. Default true. */
   stderrDiagnostics?: boolean;
   /**

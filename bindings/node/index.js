@@ -180,6 +180,7 @@ const KNOWN_OPTIONS = new Set([
   'settingsTimeoutMs',
   'dropTimeoutMs',
   'args',
+  'scriptPath',
   'stderrDiagnostics',
   'fallback',
   'undeliveredToStderr',
@@ -262,7 +263,12 @@ function nativeOptions(options) {
   }
   o.args = args.slice();
   // The core names the token after the script (and knows what is not one).
-  if (typeof process.argv[1] === 'string') o.scriptPath = process.argv[1];
+  if (options.scriptPath !== undefined) {
+    checkString('options.scriptPath', options.scriptPath);
+    o.scriptPath = options.scriptPath;
+  } else if (typeof process.argv[1] === 'string') {
+    o.scriptPath = process.argv[1];
+  }
   if (options.stderrDiagnostics !== undefined) {
     if (typeof options.stderrDiagnostics !== 'boolean') {
       throw new TypeError(`kepmlog: options.stderrDiagnostics must be a boolean, got ${describe(options.stderrDiagnostics)}`);

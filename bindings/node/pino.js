@@ -387,15 +387,9 @@ function newLogger(options) {
     );
   }
   if (!Array.isArray(args)) return new Logger(options);
-  // index.js names the token after process.argv[1]; for the moment the Logger is created,
-  // that must be the tool's script, which is args[1].
-  const own = process.argv;
-  process.argv = args;
-  try {
-    return new Logger(options);
-  } finally {
-    process.argv = own;
-  }
+  // The token is named after the tool's script: args[1] of the tool's process.argv.
+  const scriptPath = options.scriptPath === undefined && typeof args[1] === 'string' ? args[1] : options.scriptPath;
+  return new Logger({ ...options, scriptPath });
 }
 
 /** pino.transport waits for its worker's stream; pino sends the config to that worker. */

@@ -249,6 +249,11 @@ test('the token of a script is the core\'s', () => {
   const logger = newLogger();
   assert.equal(logger.clientId, `api-job_api-test_${process.pid}`);
   assert.equal(logger.shutdownSync(0), 0);
+  // Where process.argv[1] is not the tool's script (a worker thread), scriptPath names it.
+  const named = newLogger({ scriptPath: '/opt/jobs/bin/scan/secret_scan.js' });
+  assert.equal(named.clientId, `api-job_secret-scan_${process.pid}`);
+  assert.equal(named.shutdownSync(0), 0);
+  assert.throws(() => newLogger({ scriptPath: 7 }), /options\.scriptPath must be a string/);
 });
 
 test('defaults and error codes come from the core', () => {
