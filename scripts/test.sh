@@ -12,15 +12,18 @@ python3 scripts/check-imports.py
 
 echo "== rust: fmt, clippy"
 cargo fmt --all -- --check
-# The core's bridges (features log, tracing) are linted and tested with the whole workspace:
-# `-p kepmlog --features ...` would resolve the dependencies' features anew and build them a
-# second time. Without the features, everything compiles in the first clippy run and in the
-# bindings' release builds below.
+# The core's bridges (features log, tracing) are linted, built and tested with the whole
+# workspace: `-p kepmlog --features ...` would resolve the dependencies' features anew and
+# build them a second time. Without the features, everything compiles in the first clippy run
+# and in the bindings' release builds below.
 bridges=kepmlog/log,kepmlog/tracing
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --workspace --all-targets --features "$bridges" --locked -- -D warnings
 
 echo "== rust: tests"
+# The binaries first (the example tool, the CLI, the devagent): tests run them. Same features
+# as the tests, so the two share every artifact.
+cargo build --workspace --features "$bridges" --locked
 cargo test --workspace --features "$bridges" --locked
 # The suites below use the devagent this built.
 export KEPM_DEVAGENT=${CARGO_TARGET_DIR:-$PWD/target}/debug/kepm-devagent
