@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use clap::Args;
 use kepm_devagent::view::pretty_message;
-use kepm_devagent::{timefmt, Config, DevAgent, Received, SettingsMode, FALLBACK_BROKER};
+use kepm_devagent::{
+    timefmt, Config, DevAgent, Received, ResetProxy, SettingsMode, FALLBACK_BROKER,
+};
 use serde_json::{json, Value};
 
 use super::out::{event_first, Out};
@@ -116,10 +118,11 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
     };
     drop(tx);
 
+    let mut proxy = None;
     while let Ok(input) = rx.recv() {
         match input {
             Input::Line(l) => {
-                if !handle_command(&out, &agent, l.trim()) {
+                if !handle_command(&out, &agent, &mut proxy, l.trim()) {
                     break;
                 }
             }
@@ -132,6 +135,7 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         }
     }
 
+    drop(proxy);
     stop.store(true, Ordering::SeqCst);
     let _ = follower.join();
     // The follower is joined, so this is normally the last reference.
@@ -260,8 +264,56 @@ fn message_json(m: &Received) -> Value {
     v
 }
 
+/// What `proxy ...` commands answer with: the proxy's port and counts.
+fn proxy_json(p: &ResetProxy) -> Value {
+    json!({
+        "proxy_port": p.port(),
+        "upstream_port": p.upstream_port(),
+        "connections": p.connections(),
+        "open": p.open_connections(),
+        "resets": p.resets(),
+        "refused": p.refused(),
+    })
+}
+
+/// `proxy start|reset|stats|stop`: a [`ResetProxy`] in front of the job listener, so that a
+/// suite in another language can reset its client's connections mid-stream.
+fn proxy_command(
+    agent: &DevAgent,
+    proxy: &mut Option<ResetProxy>,
+    what: &str,
+) -> Result<Value, String> {
+    match what {
+        "start" => {
+            if let Some(p) = proxy.as_ref() {
+                return Ok(proxy_json(p));
+            }
+            let p = ResetProxy::start(agent.broker_port()).map_err(|e| e.to_string())?;
+            let v = proxy_json(&p);
+            *proxy = Some(p);
+            Ok(v)
+        }
+        "stop" => {
+            drop(proxy.take());
+            Ok(json!({}))
+        }
+        "reset" | "stats" => {
+            let p = proxy
+                .as_ref()
+                .ok_or_else(|| "no proxy: send `proxy start` first".to_string())?;
+            let n = (what == "reset").then(|| p.reset_all());
+            let mut v = proxy_json(p);
+            if let Some(n) = n {
+                v["reset"] = json!(n);
+            }
+            Ok(v)
+        }
+        _ => Err("unknown proxy command: use start, reset, stats or stop".to_string()),
+    }
+}
+
 /// Runs one stdin command; false means "exit now".
-fn handle_command(out: &Out, agent: &DevAgent, line: &str) -> bool {
+fn handle_command(out: &Out, agent: &DevAgent, proxy: &mut Option<ResetProxy>, line: &str) -> bool {
     if line.is_empty() {
         return true;
     }
@@ -302,6 +354,7 @@ fn handle_command(out: &Out, agent: &DevAgent, line: &str) -> bool {
                 })
                 .map_err(|e| e.to_string()),
         ),
+        ["proxy", what] => reply(proxy_command(agent, proxy, what)),
         ["stats"] => {
             let mut per_topic: BTreeMap<String, usize> = BTreeMap::new();
             let msgs = agent.messages();
@@ -318,8 +371,8 @@ fn handle_command(out: &Out, agent: &DevAgent, line: &str) -> bool {
             })))
         }
         _ => reply(Err(
-            "unknown command: use `broker stop`, `broker start`, `settings <mode>`, `stats` or \
-             `quit`"
+            "unknown command: use `broker stop`, `broker start`, `settings <mode>`, \
+             `proxy start|reset|stats|stop`, `stats` or `quit`"
                 .to_string(),
         )),
     }
@@ -360,6 +413,37 @@ mod tests {
             pretty_message(&rec("KeeperLogger", "text")),
             "01:02:03.004 ?        KeeperLogger text"
         );
+    }
+
+    #[test]
+    fn proxy_commands_start_reset_and_stop_a_proxy() {
+        let agent = DevAgent::start(Config {
+            start_broker: false,
+            ..Config::default()
+        })
+        .unwrap();
+        let mut proxy = None;
+        let err = proxy_command(&agent, &mut proxy, "reset").unwrap_err();
+        assert!(err.contains("proxy start"), "{err}");
+        let started = proxy_command(&agent, &mut proxy, "start").unwrap();
+        assert_eq!(started["upstream_port"], json!(agent.broker_port()));
+        let port = started["proxy_port"].as_u64().unwrap();
+        // Started once: a second start answers with the same proxy.
+        let again = proxy_command(&agent, &mut proxy, "start").unwrap();
+        assert_eq!(again["proxy_port"].as_u64(), Some(port));
+        let reset = proxy_command(&agent, &mut proxy, "reset").unwrap();
+        assert_eq!(
+            (reset["reset"].as_u64(), reset["resets"].as_u64()),
+            (Some(0), Some(0))
+        );
+        assert!(proxy_command(&agent, &mut proxy, "bogus")
+            .unwrap_err()
+            .contains("unknown proxy command"));
+        assert_eq!(
+            proxy_command(&agent, &mut proxy, "stop").unwrap(),
+            json!({})
+        );
+        assert!(proxy.is_none());
     }
 
     #[test]
