@@ -197,6 +197,15 @@ impl Tally {
         self.check_phase_may(phase, want, want, expected)
     }
 
+    /// Nothing was dropped and nothing went wrong: kepmlog sent no Warning record of its own.
+    fn no_warnings(&self) {
+        assert!(
+            self.kepmlog_warnings.is_empty(),
+            "kepmlog's own records: {:?}",
+            self.kepmlog_warnings
+        );
+    }
+
     fn check_clean(&self) {
         assert!(
             self.id_conflicts.is_empty(),
@@ -379,6 +388,7 @@ fn connection_resets_mid_stream_lose_nothing() {
     finish(&log, &agent, &mut tally);
 
     let dups = tally.check_phase("r", |i| i < n, n);
+    tally.no_warnings();
     let st = log.stats();
     assert_eq!(proxy.resets(), RESETS as u64);
     assert!(st.reconnects >= RESETS as u64, "{st:?}");
@@ -421,6 +431,7 @@ fn graceful_broker_restarts_mid_stream_lose_nothing() {
     finish(&log, &agent, &mut tally);
 
     let dups = tally.check_phase("r", |i| i < n, n);
+    tally.no_warnings();
     let st = log.stats();
     assert!(st.reconnects >= RESTARTS as u64, "{st:?}");
     assert_eq!((st.delivered, st.dropped, st.failed), (n as u64 + 1, 0, 0));
@@ -479,6 +490,7 @@ fn broker_sigkill_mid_stream_resends_everything_unacknowledged() {
         "the kill did not hit mid-stream"
     );
     let dups = tally.check_phase_may("r", |i| i >= acked && i < n, |i| i < n, n);
+    tally.no_warnings();
     let broker_lost = (0..acked).filter(|&i| tally.copies("r", i) == 0).count();
     let st = log.stats();
     assert!(st.reconnects >= 1, "{st:?}");
@@ -525,6 +537,7 @@ fn broker_down_at_start_delivers_everything_queued() {
     finish(&log, &agent, &mut tally);
 
     let dups = tally.check_phase("r", |i| i < N, N);
+    tally.no_warnings();
     let st = log.stats();
     assert_eq!((st.delivered, st.dropped, st.failed), (N as u64 + 1, 0, 0));
     assert_balanced(&log);
