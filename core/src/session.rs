@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 /// Largest packet the session accepts from the broker (it only expects acks, pings and a
 /// DISCONNECT with a reason string).
-const MAX_INCOMING: u32 = 64 * 1024;
+pub(crate) const MAX_INCOMING: u32 = 64 * 1024;
 /// Encoded publishes wait in the plaintext buffer up to this size before rustls takes them;
 /// more waits in the queue, so memory stays bounded while the socket is slow.
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -291,45 +291,11 @@ impl Session {
 
     /// The first packet after CONNECT must be CONNACK; reads it once enough bytes are there.
     fn take_connack(&mut self) -> Result<Option<ConnAck>, SessionError> {
-        if self.rbuf.is_empty() {
-            return Ok(None);
-        }
-        match Packet::read(&mut self.rbuf, Some(MAX_INCOMING)) {
-            Ok(Packet::ConnAck(ack)) => Ok(Some(ack)),
-            Ok(Packet::Disconnect(d)) => Err(SessionError::Refused {
-                code: d.reason_code as u8,
-                reason: d.properties.and_then(|p| p.reason_string),
-            }),
-            Ok(other) => Err(SessionError::Protocol(format!(
-                "expected CONNACK, got {other:?}"
-            ))),
-            Err(CodecError::InsufficientBytes(_)) => Ok(None),
-            Err(e) => Err(SessionError::Protocol(format!("reading CONNACK: {e}"))),
-        }
+        read_connack(&mut self.rbuf)
     }
 
     fn accept_connack(&mut self, ack: ConnAck, keep_alive: Duration) -> Result<(), SessionError> {
-        let code = connack_code(ack.code);
-        let props = ack.properties;
-        if code != 0 {
-            return Err(SessionError::Refused {
-                code,
-                reason: props.and_then(|p| p.reason_string),
-            });
-        }
-        let (receive_max, max_packet_size, server_keep_alive) = props
-            .map(|p| (p.receive_max, p.max_packet_size, p.server_keep_alive))
-            .unwrap_or((None, None, None));
-        self.limits = Limits {
-            receive_maximum: match receive_max {
-                Some(0) | None => u16::MAX,
-                Some(n) => n,
-            },
-            max_packet_size,
-            keep_alive: server_keep_alive
-                .map(|s| Duration::from_secs(u64::from(s)))
-                .unwrap_or(keep_alive),
-        };
+        self.limits = limits_from_connack(ack, keep_alive)?;
         self.established = true;
         Ok(())
     }
@@ -494,29 +460,10 @@ impl Session {
 
     /// Parses every complete packet after the CONNACK.
     fn parse(&mut self, out: &mut Vec<Incoming>) -> Result<(), SessionError> {
-        loop {
-            if self.rbuf.is_empty() {
-                return Ok(());
-            }
-            match Packet::read(&mut self.rbuf, Some(MAX_INCOMING)) {
-                Ok(Packet::PubAck(ack)) => out.push(Incoming::PubAck {
-                    pkid: ack.pkid,
-                    code: puback_code(ack.reason),
-                }),
-                Ok(Packet::PingResp(_)) => self.ping_sent = None,
-                Ok(Packet::Disconnect(d)) => out.push(Incoming::Disconnect {
-                    code: d.reason_code as u8,
-                    reason: d.properties.and_then(|p| p.reason_string),
-                }),
-                Ok(other) => {
-                    return Err(SessionError::Protocol(format!(
-                        "unexpected packet from the broker: {other:?}"
-                    )))
-                }
-                Err(CodecError::InsufficientBytes(_)) => return Ok(()),
-                Err(e) => return Err(SessionError::Protocol(format!("reading a packet: {e}"))),
-            }
+        if parse_incoming(&mut self.rbuf, out)? {
+            self.ping_sent = None;
         }
+        Ok(())
     }
 
     /// Keep alive: a PINGREQ after half the keep-alive interval without sending; an error
@@ -576,6 +523,89 @@ impl Session {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+}
+
+// Decoding what the broker sends, apart from the connection, so that the `mqtt_incoming` fuzz
+// target (fuzz/, through `kepmlog::__fuzz`) runs the session's own read path.
+
+/// The first packet after CONNECT must be CONNACK; takes it from `rbuf` once enough bytes are
+/// there (`None`: wait for more).
+pub(crate) fn read_connack(rbuf: &mut BytesMut) -> Result<Option<ConnAck>, SessionError> {
+    if rbuf.is_empty() {
+        return Ok(None);
+    }
+    match Packet::read(rbuf, Some(MAX_INCOMING)) {
+        Ok(Packet::ConnAck(ack)) => Ok(Some(ack)),
+        Ok(Packet::Disconnect(d)) => Err(SessionError::Refused {
+            code: d.reason_code as u8,
+            reason: d.properties.and_then(|p| p.reason_string),
+        }),
+        Ok(other) => Err(SessionError::Protocol(format!(
+            "expected CONNACK, got {other:?}"
+        ))),
+        Err(CodecError::InsufficientBytes(_)) => Ok(None),
+        Err(e) => Err(SessionError::Protocol(format!("reading CONNACK: {e}"))),
+    }
+}
+
+/// What a CONNACK grants: its refusal, or the limits the session then honours.
+pub(crate) fn limits_from_connack(
+    ack: ConnAck,
+    keep_alive: Duration,
+) -> Result<Limits, SessionError> {
+    let code = connack_code(ack.code);
+    let props = ack.properties;
+    if code != 0 {
+        return Err(SessionError::Refused {
+            code,
+            reason: props.and_then(|p| p.reason_string),
+        });
+    }
+    let (receive_max, max_packet_size, server_keep_alive) = props
+        .map(|p| (p.receive_max, p.max_packet_size, p.server_keep_alive))
+        .unwrap_or((None, None, None));
+    Ok(Limits {
+        receive_maximum: match receive_max {
+            Some(0) | None => u16::MAX,
+            Some(n) => n,
+        },
+        max_packet_size,
+        keep_alive: server_keep_alive
+            .map(|s| Duration::from_secs(u64::from(s)))
+            .unwrap_or(keep_alive),
+    })
+}
+
+/// Takes every complete packet after the CONNACK from `rbuf` into `out`; true when a PINGRESP
+/// was among them.
+pub(crate) fn parse_incoming(
+    rbuf: &mut BytesMut,
+    out: &mut Vec<Incoming>,
+) -> Result<bool, SessionError> {
+    let mut pingresp = false;
+    loop {
+        if rbuf.is_empty() {
+            return Ok(pingresp);
+        }
+        match Packet::read(rbuf, Some(MAX_INCOMING)) {
+            Ok(Packet::PubAck(ack)) => out.push(Incoming::PubAck {
+                pkid: ack.pkid,
+                code: puback_code(ack.reason),
+            }),
+            Ok(Packet::PingResp(_)) => pingresp = true,
+            Ok(Packet::Disconnect(d)) => out.push(Incoming::Disconnect {
+                code: d.reason_code as u8,
+                reason: d.properties.and_then(|p| p.reason_string),
+            }),
+            Ok(other) => {
+                return Err(SessionError::Protocol(format!(
+                    "unexpected packet from the broker: {other:?}"
+                )))
+            }
+            Err(CodecError::InsufficientBytes(_)) => return Ok(pingresp),
+            Err(e) => return Err(SessionError::Protocol(format!("reading a packet: {e}"))),
         }
     }
 }
@@ -686,6 +716,41 @@ mod tests {
             reason: Some("try later".into()),
         };
         assert!(e.to_string().contains("Server busy (try later)"));
+    }
+
+    #[test]
+    fn decoding_waits_for_split_packets_and_refuses_oversized_ones() {
+        let mut rbuf = BytesMut::from(&[0x20u8, 0x03, 0x00][..]);
+        assert!(matches!(read_connack(&mut rbuf), Ok(None)));
+        rbuf.extend_from_slice(&[0x00, 0x00]);
+        let ack = read_connack(&mut rbuf).unwrap().unwrap();
+        let limits = limits_from_connack(ack, Duration::from_secs(30)).unwrap();
+        assert_eq!(limits.receive_maximum, u16::MAX);
+        assert_eq!(limits.keep_alive, Duration::from_secs(30));
+
+        // A PUBACK in two reads, a PINGRESP, a denial.
+        let mut out = Vec::new();
+        rbuf.extend_from_slice(&[0x40, 0x02, 0x00]);
+        assert!(!parse_incoming(&mut rbuf, &mut out).unwrap());
+        assert!(out.is_empty());
+        rbuf.extend_from_slice(&[0x07, 0xd0, 0x00, 0x40, 0x03, 0x00, 0x08, 0x87]);
+        assert!(parse_incoming(&mut rbuf, &mut out).unwrap());
+        assert_eq!(
+            out,
+            [
+                Incoming::PubAck { pkid: 7, code: 0 },
+                Incoming::PubAck {
+                    pkid: 8,
+                    code: 0x87
+                }
+            ]
+        );
+        assert!(rbuf.is_empty());
+
+        // A header announcing more than MAX_INCOMING is an error at once, not a wait for it.
+        rbuf.extend_from_slice(&[0x40, 0xff, 0xff, 0xff, 0x7f]);
+        let e = parse_incoming(&mut rbuf, &mut out).unwrap_err();
+        assert!(matches!(e, SessionError::Protocol(_)), "{e}");
     }
 
     #[test]
