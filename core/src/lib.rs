@@ -51,3 +51,78 @@ pub use settings::SETTINGS_PATH;
 pub use tls::is_loopback_host;
 #[cfg(feature = "tracing")]
 pub use tracing_layer::TracingLayer;
+
+/// Internal functions for the fuzz targets in `fuzz/` (feature `fuzzing`, off by default; see
+/// docs/fuzzing.md). Not part of the API: no stability promise, may change in any release.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+
+    /// Largest packet the session accepts from the broker (its CONNECT's Maximum Packet Size).
+    pub const MAX_INCOMING: u32 = crate::session::MAX_INCOMING;
+
+    /// The Plugin Settings body parser of discovery: broker host and port, or why not.
+    pub fn parse_settings(body: &str) -> Result<(String, u16), String> {
+        crate::settings::parse_settings(body)
+    }
+
+    /// What the session made of the bytes a broker sent.
+    #[derive(Debug, Default)]
+    pub struct SessionTrace {
+        /// The CONNACK was a success: (receive maximum, maximum packet size, keep alive).
+        pub limits: Option<(u16, Option<u32>, Duration)>,
+        /// PUBACKs and DISCONNECTs after the CONNACK, as the worker receives them.
+        pub incoming: Vec<String>,
+        /// PINGRESPs seen.
+        pub pingresps: usize,
+        /// Why the session would close the connection (its error's text).
+        pub error: Option<String>,
+        /// Most bytes left undecoded in the read buffer after a decode that wanted more.
+        pub max_pending: usize,
+    }
+
+    /// Feeds `chunks` (each one read from the TLS stream) to the session's decoder, the way
+    /// `Session::connect` and `Session::drive` do: CONNACK first, then acks, pings and
+    /// DISCONNECT. Stops at the first error, as the session does.
+    pub fn session_incoming(chunks: &[&[u8]], keep_alive: Duration) -> SessionTrace {
+        use crate::session::{limits_from_connack, parse_incoming, read_connack};
+        let mut trace = SessionTrace::default();
+        let mut rbuf = BytesMut::new();
+        let mut out = Vec::new();
+        // The last pass stands for the read after the last chunk: bytes that came with the
+        // CONNACK are parsed then, as in `Session::drive`.
+        let last: &[u8] = &[];
+        for chunk in chunks.iter().copied().chain([last]) {
+            rbuf.extend_from_slice(chunk);
+            let step = if trace.limits.is_none() {
+                match read_connack(&mut rbuf) {
+                    Ok(None) => Ok(true),
+                    Ok(Some(ack)) => limits_from_connack(ack, keep_alive).map(|l| {
+                        trace.limits = Some((l.receive_maximum, l.max_packet_size, l.keep_alive));
+                        false
+                    }),
+                    Err(e) => Err(e),
+                }
+            } else {
+                parse_incoming(&mut rbuf, &mut out).map(|ping| {
+                    trace.pingresps += usize::from(ping);
+                    true
+                })
+            };
+            match step {
+                // Waiting for the rest of a packet: what stays buffered.
+                Ok(true) => trace.max_pending = trace.max_pending.max(rbuf.len()),
+                Ok(false) => {}
+                Err(e) => {
+                    trace.error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        trace.incoming = out.iter().map(|i| format!("{i:?}")).collect();
+        trace
+    }
+}
