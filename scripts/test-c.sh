@@ -18,8 +18,9 @@ prefix=$target/kepmlog-prefix
 need_tools test-c cmake:cmake valgrind:valgrind pkg-config:pkg-config cc:gcc c++:g++ make:make \
   /usr/include/spdlog/spdlog.h:libspdlog-dev
 
-cargo build -q -p kepm-devagent
 export KEPM_DEVAGENT=${KEPM_DEVAGENT:-$target/debug/kepm-devagent}
+# scripts/test.sh built it with the workspace; `-p` alone would resolve features anew.
+[ -x "$KEPM_DEVAGENT" ] || cargo build -q --locked -p kepm-devagent
 echo "== c: build and install libkepmlog into $prefix"
 make -s -C ffi install PREFIX="$prefix"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig

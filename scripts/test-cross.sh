@@ -81,8 +81,8 @@ for t in "${macs[@]}"; do
 done
 
 echo "== cross: PowerShell example job (lint)"
-cargo build -q --locked -p kepm-devagent
-devagent=$tdir/debug/kepm-devagent
+devagent=${KEPM_DEVAGENT:-$tdir/debug/kepm-devagent}
+[ -x "$devagent" ] || cargo build -q --locked -p kepm-devagent
 "$devagent" lint examples/powershell/*.json
 
 echo "== cross: Wine prefix (with the test-only bcryptprimitives.dll stand-in)"

@@ -13,8 +13,9 @@ prefix=$target/kepmlog-prefix
 . scripts/lib.sh
 need_tools test-go go:golang-go pkg-config:pkg-config make:make cc:gcc
 
-cargo build -q -p kepm-devagent
 export KEPM_DEVAGENT=${KEPM_DEVAGENT:-$target/debug/kepm-devagent}
+# scripts/test.sh built it with the workspace; `-p` alone would resolve features anew.
+[ -x "$KEPM_DEVAGENT" ] || cargo build -q --locked -p kepm-devagent
 echo "== go: build and install libkepmlog into $prefix"
 make -s -C ffi install PREFIX="$prefix"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig

@@ -20,10 +20,10 @@ if [ "$node_major" -lt 18 ]; then
 fi
 scripts/setup.sh
 
-echo "== node: build kepm-devagent"
-cargo build -q -p kepm-devagent
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 export KEPM_DEVAGENT=${KEPM_DEVAGENT:-$target_dir/debug/kepm-devagent}
+# scripts/test.sh built it with the workspace; `-p` alone would resolve features anew.
+[ -x "$KEPM_DEVAGENT" ] || { echo "== node: build kepm-devagent"; cargo build -q --locked -p kepm-devagent; }
 export KEPMLOG_CARGO_PROFILE=${KEPMLOG_CARGO_PROFILE:-dev}
 npm_flags=(--no-audit --no-fund --loglevel=error)
 

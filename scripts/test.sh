@@ -25,8 +25,10 @@ echo "== rust: tests"
 # as the tests, so the two share every artifact.
 cargo build --workspace --features "$bridges" --locked
 cargo test --workspace --features "$bridges" --locked
-# The suites below use the devagent this built.
+# The suites below use the devagent and binaries this built; test-jobs.sh need not test the
+# devagent's lint and run tables and the CLI again.
 export KEPM_DEVAGENT=${CARGO_TARGET_DIR:-$PWD/target}/debug/kepm-devagent
+export KEPMLOG_RUST_TESTED=1
 
 # Each binding's suite installs its example tool under target/agent-root; test-jobs.sh runs
 # every example job through `kepm-devagent run`, so it goes last.
