@@ -25,9 +25,11 @@ mod logger;
 mod on_worker;
 mod options;
 mod outcome;
+mod packets;
 mod queue;
 pub mod record;
 mod session;
+mod session_error;
 mod settings;
 mod text;
 mod tls;
@@ -62,7 +64,7 @@ pub mod __fuzz {
     use bytes::BytesMut;
 
     /// Largest packet the session accepts from the broker (its CONNECT's Maximum Packet Size).
-    pub const MAX_INCOMING: u32 = crate::session::MAX_INCOMING;
+    pub const MAX_INCOMING: u32 = crate::packets::MAX_INCOMING;
 
     /// The Plugin Settings body parser of discovery: broker host and port, or why not.
     pub fn parse_settings(body: &str) -> Result<(String, u16), String> {
@@ -88,7 +90,7 @@ pub mod __fuzz {
     /// `Session::connect` and `Session::drive` do: CONNACK first, then acks, pings and
     /// DISCONNECT. Stops at the first error, as the session does.
     pub fn session_incoming(chunks: &[&[u8]], keep_alive: Duration) -> SessionTrace {
-        use crate::session::{limits_from_connack, parse_incoming, read_connack};
+        use crate::packets::{limits_from_connack, parse_incoming, read_connack};
         let mut trace = SessionTrace::default();
         let mut rbuf = BytesMut::new();
         let mut out = Vec::new();

@@ -23,9 +23,11 @@ use tokio::time::Instant;
 use crate::fork;
 use crate::ledger::{Ledger, Tracked};
 use crate::level::Level;
+use crate::packets::Incoming;
 use crate::queue::{Control, Item, Kind, MemberSpec, Settlements, Shared, Signal};
 use crate::record::{encode_ref, meta_ref, LOG_TOPIC};
-use crate::session::{reason_name, Incoming, Session, SessionError};
+use crate::session::Session;
+use crate::session_error::{reason_name, SessionError};
 use crate::{settings, text, tls};
 
 /// How often the worker looks around when nothing wakes it (drop reports, stop requests).
