@@ -331,6 +331,21 @@ class Logger:
             print(f"kepmlog: cannot re-create the logger in the forked child: {e}", file=sys.stderr)
 
 
+def resolve_logger(logger: Optional[Logger], logger_options: Mapping[str, Any]) -> Tuple[Logger, bool]:
+    """The logger an adapter (handler, processor, sink) sends to, and whether it owns it: the
+    one given, or one it creates with :meth:`Logger.from_job` from Logger keywords; never
+    both."""
+    if logger is None:
+        return Logger.from_job(**logger_options), True
+    if not isinstance(logger, Logger):
+        raise TypeError(f"logger must be a kepmlog.Logger, not {type(logger).__name__}")
+    if logger_options:
+        raise TypeError(
+            "pass either a logger or Logger keywords, not both: " + ", ".join(sorted(logger_options))
+        )
+    return logger, False
+
+
 def _before_fork() -> None:
     # A worker in its start-up may be inside a one-time initialisation (ureq, rustls) that the
     # child would inherit half-done and hang on: wait for it (bounded) before the fork.

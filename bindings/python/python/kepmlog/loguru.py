@@ -15,7 +15,6 @@ It needs loguru (``pip install loguru``, or ``pip install 'kepmlog[loguru]'``);
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import TYPE_CHECKING, Any, Mapping, Optional
@@ -29,7 +28,7 @@ except ImportError as e:  # pragma: no cover - exercised in a subprocess by the 
     ) from e
 
 from . import _errors, _logger
-from ._handler import wire_level
+from ._handler import context_head, join_context, wire_level
 from ._logger import Logger
 
 if TYPE_CHECKING:
@@ -41,27 +40,12 @@ _OWN_EXTRA = frozenset(("category", "correlation_id", "context"))
 _EXC_FORMATTER = logging.Formatter()
 
 
-# default=str: a datetime, a Path or an object of the application's own is logged as its
-# text rather than making the log call fail. One encoder: json.dumps with options builds a
-# new one per call, a third of the cost of a small object.
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-
-
 def render_context(record: "Record") -> str:
     """Context of a record, built like ``KeeperLoggerHandler`` builds it: an
     ``extra["context"]`` string first, then the other ``extra`` keys as one compact JSON
     object, then the exception's traceback, joined with `` | ``."""
-    parts = []
     extra: Mapping[str, Any] = record["extra"]
-    context = extra.get("context")
-    rest = {k: v for k, v in extra.items() if k not in _OWN_EXTRA}
-    if isinstance(context, str):
-        if context:
-            parts.append(context)
-    elif context is not None:
-        rest = {"context": context, **rest}
-    if rest:
-        parts.append(_json(rest))
+    parts = context_head(extra.get("context"), {k: v for k, v in extra.items() if k not in _OWN_EXTRA})
     exc = record["exception"]
     if exc is not None and exc.type is not None:
         # The standard traceback, not loguru's `diagnose` rendering: that one shows the
@@ -73,7 +57,7 @@ def render_context(record: "Record") -> str:
             name = exc.type.__qualname__
             module = exc.type.__module__
             parts.append(name if module == "builtins" else f"{module}.{name}")
-    return " | ".join(p.rstrip("\n") for p in parts)
+    return join_context(parts)
 
 
 class KeeperLoggerSink:
@@ -121,19 +105,7 @@ class KeeperLoggerSink:
         if not isinstance(category, str):
             raise TypeError(f"category must be a str, not {type(category).__name__}")
         flush_timeout = float(flush_timeout)
-        if logger is None:
-            self._owns_logger = True
-            logger = Logger.from_job(**logger_options)
-        elif not isinstance(logger, Logger):
-            raise TypeError(f"logger must be a kepmlog.Logger, not {type(logger).__name__}")
-        elif logger_options:
-            raise TypeError(
-                "pass either a logger or Logger keywords, not both: "
-                + ", ".join(sorted(logger_options))
-            )
-        else:
-            self._owns_logger = False
-        self.logger = logger
+        self.logger, self._owns_logger = _logger.resolve_logger(logger, logger_options)
         self.category = category
         self.flush_timeout = flush_timeout
 

@@ -15,7 +15,6 @@ It needs structlog 22.1 or later (``pip install structlog``, or ``pip install
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Any, Mapping, MutableMapping, Optional, Tuple
@@ -31,7 +30,7 @@ except ImportError as e:  # pragma: no cover - exercised in a subprocess by the 
     ) from e
 
 from . import _errors, _logger
-from ._handler import wire_level
+from ._handler import context_head, join_context, wire_level
 from ._kepmlog import parse_level
 from ._logger import Logger
 
@@ -84,12 +83,6 @@ def wire_level_of(method_name: str, event_dict: Mapping[str, Any]) -> int:
     return _UNKNOWN_LEVEL if level is None else level
 
 
-# default=str: a datetime, a Path or an object of the application's own is logged as its
-# text rather than making the log call fail. One encoder: json.dumps with options builds a
-# new one per call, a third of the cost of a small object.
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-
-
 def _exc_info(value: Any) -> Optional[Tuple[Any, Any, Any]]:
     """structlog's reading of ``exc_info``: an exception, a ``sys.exc_info()`` tuple, or any
     true value for the exception being handled."""
@@ -107,7 +100,6 @@ def render_context(event_dict: Mapping[str, Any]) -> str:
     """Context of an event, built like ``KeeperLoggerHandler`` builds it: a ``context`` string
     first, then the other keys as one compact JSON object, then the traceback and the stack,
     joined with `` | ``."""
-    parts = []
     context = event_dict.get("context")
     # A rendered "exception" (format_exc_info, ExceptionRenderer) is a traceback, not data; a
     # structured one (dict_tracebacks: a list) stays in the JSON.
@@ -120,13 +112,7 @@ def render_context(event_dict: Mapping[str, Any]) -> str:
         and not (k == "exception" and rendered is not None)
         and not (k == "level" and not level_is_data)
     }
-    if isinstance(context, str):
-        if context:
-            parts.append(context)
-    elif context is not None:
-        rest = {"context": context, **rest}
-    if rest:
-        parts.append(_json(rest))
+    parts = context_head(context, rest)
     exc = event_dict.get("exc_info")
     info = _exc_info(exc) if exc is not None else None
     if info is not None:
@@ -138,7 +124,7 @@ def render_context(event_dict: Mapping[str, Any]) -> str:
         parts.append(stack)
     elif event_dict.get("stack_info"):
         parts.append(_STACK(None, "", {"stack_info": True})["stack"])
-    return " | ".join(p.rstrip("\n") for p in parts)
+    return join_context(parts)
 
 
 class KeeperLoggerProcessor:
@@ -185,16 +171,7 @@ class KeeperLoggerProcessor:
     ) -> None:
         if not isinstance(category, str):
             raise TypeError(f"category must be a str, not {type(category).__name__}")
-        if logger is None:
-            logger = Logger.from_job(**logger_options)
-        elif not isinstance(logger, Logger):
-            raise TypeError(f"logger must be a kepmlog.Logger, not {type(logger).__name__}")
-        elif logger_options:
-            raise TypeError(
-                "pass either a logger or Logger keywords, not both: "
-                + ", ".join(sorted(logger_options))
-            )
-        self.logger = logger
+        self.logger, _ = _logger.resolve_logger(logger, logger_options)
         self.category = category
         self.forward = bool(forward)
 
