@@ -116,4 +116,37 @@ class DevAgent {
   }
 }
 
-module.exports = { DevAgent, repoRoot, devagentPath };
+/**
+ * Runs test/fixtures/FILE as a job task of JOB_ID against `agent`'s broker (KEPMLOG_TEST_BROKER,
+ * KEPMLOG_TEST_CA, RUN_TAG for its records) and resolves with how it ended; rejects when it
+ * does not exit on its own within `limitMs` (the point of these tests).
+ */
+function runNodeFixture(agent, jobId, file, tag, { nodeArgs = [], env = {}, limitMs = 60000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'fixtures', file)], {
+      env: {
+        ...process.env,
+        KEEPER_JOB_ID: jobId,
+        KEPMLOG_TEST_BROKER: `${agent.ready.broker_host}:${agent.ready.broker_port}`,
+        KEPMLOG_TEST_CA: agent.ready.ca,
+        RUN_TAG: tag,
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${file} did not exit on its own within ${limitMs} ms; stderr: ${stderr}`));
+    }, limitMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, pid: child.pid });
+    });
+  });
+}
+
+module.exports = { DevAgent, repoRoot, devagentPath, runNodeFixture };

@@ -7,12 +7,11 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 const pino = require('pino');
 const { Logger } = require('kepmlog');
 const kepmlogPino = require('kepmlog/pino');
 const { KeeperLoggerDestination, pinoLevel } = kepmlogPino;
-const { DevAgent, repoRoot } = require('./helpers');
+const { DevAgent, repoRoot, runNodeFixture } = require('./helpers');
 
 const vectors = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'tests', 'vectors', 'records.json'), 'utf8'));
 
@@ -293,32 +292,9 @@ test('the shared vectors without a text Context give the expected MetaData throu
 });
 
 /** Runs a fixture; resolves with its exit code, stdout and stderr, or rejects past `limitMs`. */
-function runFixture(file, tag, { env = {}, limitMs = 60000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', file)], {
-      env: {
-        ...process.env,
-        KEEPER_JOB_ID: 'pino-exit-job',
-        KEPMLOG_TEST_BROKER: `${agent.ready.broker_host}:${agent.ready.broker_port}`,
-        KEPMLOG_TEST_CA: agent.ready.ca,
-        RUN_TAG: tag,
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${file} did not exit on its own within ${limitMs} ms; stderr: ${stderr}`));
-    }, limitMs);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, pid: child.pid });
-    });
-  });
+
+function runFixture(file, tag, opts = {}) {
+  return runNodeFixture(agent, 'pino-exit-job', file, tag, opts);
 }
 
 async function allArrive(tag, n) {

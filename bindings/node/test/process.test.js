@@ -4,9 +4,7 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const path = require('node:path');
-const { spawn } = require('node:child_process');
-const { DevAgent } = require('./helpers');
+const { DevAgent, runNodeFixture } = require('./helpers');
 
 let agent;
 test.before(async () => {
@@ -17,32 +15,9 @@ test.after(async () => {
 });
 
 /** Runs a fixture; resolves with its exit code, stdout and stderr, or rejects past `limitMs`. */
-function runFixture(file, tag, { nodeArgs = [], env = {}, limitMs = 60000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'fixtures', file)], {
-      env: {
-        ...process.env,
-        KEEPER_JOB_ID: 'node-exit-job',
-        KEPMLOG_TEST_BROKER: `${agent.ready.broker_host}:${agent.ready.broker_port}`,
-        KEPMLOG_TEST_CA: agent.ready.ca,
-        RUN_TAG: tag,
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${file} did not exit on its own within ${limitMs} ms; stderr: ${stderr}`));
-    }, limitMs);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+
+function runFixture(file, tag, opts = {}) {
+  return runNodeFixture(agent, 'node-exit-job', file, tag, opts);
 }
 
 function tagged(tag) {
