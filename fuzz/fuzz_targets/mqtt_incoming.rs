@@ -1,5 +1,5 @@
 //! What a broker sends: the session's own decode path (`read_connack`, `limits_from_connack`,
-//! `parse_incoming` in core/src/session.rs, through `kepmlog::__fuzz::session_incoming`),
+//! `parse_incoming` in core/src/packets.rs, through `kepmlog::__fuzz::session_incoming`),
 //! which uses rumqttc's `v5::mqttbytes`. The input is cut into the chunks reads would return
 //! (each chunk prefixed by one length byte), so packets split across reads are covered too.
 //!
