@@ -69,7 +69,7 @@ pub(crate) fn discover(
         .get(&url)
         .header("Accept", "application/json")
         .call()
-        .map_err(|e| format!("GET {url} failed: {e}"))?;
+        .map_err(|e| format!("GET {url} failed: {}", explain(&e, ca.is_some(), timeout)))?;
     let status = response.status().as_u16();
     if status == 403 {
         return Err(format!(
@@ -87,6 +87,42 @@ pub(crate) fn discover(
         .read_to_string()
         .map_err(|e| format!("reading {url}: {e}"))?;
     parse_settings(&body).map_err(|e| format!("{url}: {e}"))
+}
+
+/// ureq's error with what it means for the operator: the bare texts ("timeout: global",
+/// "received corrupt message of type InvalidContentType") do not say what to change.
+fn explain(e: &ureq::Error, have_ca: bool, timeout: Duration) -> String {
+    let hint = match e {
+        ureq::Error::Timeout(_) => Some(format!(
+            "no answer within the settings timeout of {} ms (Options::settings_timeout)",
+            timeout.as_millis()
+        )),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => Some(
+            "nothing listens there: is the agent running, and is --keeper-api-base right?"
+                .to_string(),
+        ),
+        _ => match rustls_error(e) {
+            Some(rustls::Error::InvalidMessage(_)) => {
+                Some("the endpoint does not answer in TLS: the agent's API is HTTPS only".into())
+            }
+            Some(rustls::Error::InvalidCertificate(_)) if have_ca => {
+                Some("its certificate does not verify against the CA bundle (ca_bundle)".into())
+            }
+            _ => None,
+        },
+    };
+    match hint {
+        Some(hint) => format!("{hint}: {e}"),
+        None => e.to_string(),
+    }
+}
+
+fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
+    match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>(),
+        _ => None,
+    }
 }
 
 /// Finds `broker.host` and `broker.port` (number or string) in a Plugin Settings body. Also

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use kepm_devagent::{Config, PlainBroker, SettingsMode};
+use kepm_devagent::{Config, PlainBroker};
 use kepmlog::{Error, Level, Logger, Options, Overflow};
 use serde_json::Value;
 
@@ -157,80 +157,6 @@ fn broker_restart_mid_stream_loses_nothing() {
     assert!(s.reconnects >= 1, "{s:?}");
     assert_eq!(s.delivered, N as u64);
     assert_balanced(&log);
-}
-
-fn fallback_case(mode: SettingsMode, settings_timeout: Duration, reason_fragment: &str) {
-    let agent = agent_with(Config {
-        settings: mode.clone(),
-        ..Config::default()
-    });
-    let log = Logger::new(
-        opts(&agent, "fallback-job")
-            .settings_timeout(settings_timeout)
-            .fallback_broker(agent.broker_host(), agent.broker_port()),
-    )
-    .unwrap();
-    log.info("Fallback", "delivered through the fallback")
-        .unwrap();
-    log.flush(LONG).unwrap();
-    let got = payloads(&agent, "KeeperLogger", 2);
-    let warning = got
-        .iter()
-        .find(|v| v["MetaData"]["Category"] == "kepmlog")
-        .unwrap_or_else(|| panic!("{mode:?}: no warning record in {got:?}"));
-    assert_eq!(warning["MetaData"]["LogLevel"], 2);
-    let text = warning["MetaData"]["Message"].as_str().unwrap();
-    assert!(text.contains("Plugin Settings unavailable"), "{text}");
-    assert!(text.contains(reason_fragment), "{mode:?}: {text}");
-    assert!(messages_of(&got).contains(&"delivered through the fallback".to_string()));
-    assert_eq!(
-        log.stats().broker,
-        Some(format!("{}:{}", agent.broker_host(), agent.broker_port()))
-    );
-}
-
-#[test]
-fn plugin_settings_403_falls_back_with_a_warning() {
-    fallback_case(SettingsMode::Status(403), Duration::from_secs(3), "403");
-}
-
-#[test]
-fn plugin_settings_garbage_falls_back_with_a_warning() {
-    fallback_case(SettingsMode::Garbage, Duration::from_secs(3), "not JSON");
-}
-
-#[test]
-fn plugin_settings_missing_keys_falls_back_with_a_warning() {
-    fallback_case(
-        SettingsMode::MissingKeys,
-        Duration::from_secs(3),
-        "broker.host",
-    );
-}
-
-#[test]
-fn plugin_settings_delay_falls_back_with_a_warning() {
-    fallback_case(
-        SettingsMode::Delay(Duration::from_secs(3)),
-        Duration::from_millis(300),
-        "failed",
-    );
-}
-
-#[test]
-fn plugin_settings_port_as_string_is_used() {
-    let agent = agent_with(Config {
-        settings: SettingsMode::PortAsString,
-        ..Config::default()
-    });
-    let log = Logger::new(opts(&agent, "port-string-job").fallback_broker("127.0.0.1", 1)).unwrap();
-    log.info("Settings", "via string port").unwrap();
-    log.flush(LONG).unwrap();
-    assert_eq!(
-        log.stats().broker,
-        Some(format!("127.0.0.1:{}", agent.broker_port()))
-    );
-    assert!(agent.settings_requests() >= 1);
 }
 
 #[test]

@@ -71,13 +71,30 @@ pub enum SettingsMode {
     Delay(Duration),
     /// The `Ok` shape, but the port is one where nothing listens.
     WrongPort,
+    /// 200 with `broker.host` a number and `broker.port` a boolean.
+    WrongTypes,
+    /// 200 with `broker.port` 70000.
+    PortOutOfRange,
+    /// Accept the connection and never answer, not even the TLS handshake (until the client
+    /// gives up or the agent stops).
+    Hang,
+    /// Answer like `Ok`, but in plain HTTP without TLS: a client that reads it has
+    /// skipped TLS.
+    Plaintext,
+    /// Answer like `Ok` over TLS with a certificate signed by the agent's CA for another
+    /// host (`kepm-devagent.other.invalid`): refused by a client that verifies with the CA.
+    OtherHostCert,
+    /// 200 naming a broker that is not on loopback (`broker.example.invalid`), which a
+    /// client without a CA bundle must refuse.
+    NonLoopbackBroker,
 }
 
 impl FromStr for SettingsMode {
     type Err = Error;
 
     /// Parses `ok`, `port-string`, a status code such as `403`/`500`, `garbage`,
-    /// `missing-keys`, `delay:MS`, `wrong-port`.
+    /// `missing-keys`, `delay:MS`, `wrong-port`, `wrong-types`, `port-out-of-range`, `hang`,
+    /// `plaintext`, `other-host-cert`, `non-loopback-broker`.
     fn from_str(s: &str) -> Result<Self, Error> {
         let s = s.trim();
         let mode = match s.to_ascii_lowercase().as_str() {
@@ -86,6 +103,12 @@ impl FromStr for SettingsMode {
             "garbage" => SettingsMode::Garbage,
             "missing-keys" => SettingsMode::MissingKeys,
             "wrong-port" => SettingsMode::WrongPort,
+            "wrong-types" => SettingsMode::WrongTypes,
+            "port-out-of-range" => SettingsMode::PortOutOfRange,
+            "hang" => SettingsMode::Hang,
+            "plaintext" => SettingsMode::Plaintext,
+            "other-host-cert" => SettingsMode::OtherHostCert,
+            "non-loopback-broker" => SettingsMode::NonLoopbackBroker,
             other => {
                 if let Some(ms) = other.strip_prefix("delay:") {
                     let ms: u64 = ms.trim().parse().map_err(|_| {
@@ -104,7 +127,9 @@ impl FromStr for SettingsMode {
                 } else {
                     return Err(Error::Invalid(format!(
                         "unknown settings mode {s:?}: use ok, port-string, 403, 500 (any status), \
-                         garbage, missing-keys, delay:MS or wrong-port"
+                         garbage, missing-keys, delay:MS, wrong-port, wrong-types, \
+                         port-out-of-range, hang, plaintext, other-host-cert or \
+                         non-loopback-broker"
                     )));
                 }
             }
@@ -123,6 +148,12 @@ impl std::fmt::Display for SettingsMode {
             SettingsMode::MissingKeys => f.write_str("missing-keys"),
             SettingsMode::Delay(d) => write!(f, "delay:{}", d.as_millis()),
             SettingsMode::WrongPort => f.write_str("wrong-port"),
+            SettingsMode::WrongTypes => f.write_str("wrong-types"),
+            SettingsMode::PortOutOfRange => f.write_str("port-out-of-range"),
+            SettingsMode::Hang => f.write_str("hang"),
+            SettingsMode::Plaintext => f.write_str("plaintext"),
+            SettingsMode::OtherHostCert => f.write_str("other-host-cert"),
+            SettingsMode::NonLoopbackBroker => f.write_str("non-loopback-broker"),
         }
     }
 }

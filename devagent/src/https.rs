@@ -2,8 +2,9 @@
 //! connection.
 //!
 //! Kept hand-written over rustls on purpose. Its job is to answer wrongly on demand (403,
-//! 500, any status, a body that is not JSON, missing keys, the port as a string, a wrong
-//! port, a delay long enough to trip client timeouts), and a library makes the broken
+//! 500, any status, a body that is not JSON, missing keys, wrong types, the port as a string,
+//! a wrong port, a delay long enough to trip client timeouts, no answer at all, plain HTTP, a
+//! certificate for another host), and a library makes the broken
 //! answers no simpler: each is a status line and a body either way. What a library would add
 //! costs more here: tiny_http 0.12's TLS is rustls 0.20, a second rustls beside the
 //! workspace's 0.23 that loads certificates its own way, and its fixed worker pool lets a
@@ -21,16 +22,20 @@ use std::time::Duration;
 
 use crate::config::SettingsMode;
 use crate::error::Error;
+use crate::tls::ServerTls;
 
 /// Where a job falls back to when Plugin Settings discovery fails (see docs/kepm-contract.md).
 pub const FALLBACK_BROKER: &str = "127.0.0.1:8675";
 /// The path a job task calls (matched case-insensitively, like ASP.NET routing).
 pub const SETTINGS_PATH: &str = "/api/PluginSettings/KeeperPrivilegeManager";
 const MAX_HEAD: usize = 16 * 1024;
+/// The broker host of [`SettingsMode::NonLoopbackBroker`] (`.invalid` never resolves).
+pub const NON_LOOPBACK_BROKER: &str = "broker.example.invalid";
 
 pub(crate) struct SettingsShared {
     pub mode: Mutex<SettingsMode>,
     pub requests: AtomicUsize,
+    pub answers: AtomicUsize,
     pub broker_port: u16,
     pub wrong_port: u16,
 }
@@ -50,7 +55,7 @@ pub(crate) struct HttpsServer {
 impl HttpsServer {
     pub fn start(
         listener: TcpListener,
-        tls: Arc<rustls::ServerConfig>,
+        tls: ServerTls,
         shared: Arc<SettingsShared>,
     ) -> Result<HttpsServer, Error> {
         let port = listener
@@ -61,7 +66,7 @@ impl HttpsServer {
         let stop2 = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("kepm-devagent-https".into())
-            .spawn(move || accept_loop(listener, tls, shared, stop2))
+            .spawn(move || accept_loop(listener, Arc::new(tls), shared, stop2))
             .map_err(|e| Error::io("spawning the HTTPS accept thread", e))?;
         Ok(HttpsServer {
             port,
@@ -91,7 +96,7 @@ impl Drop for HttpsServer {
 
 fn accept_loop(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Arc<ServerTls>,
     shared: Arc<SettingsShared>,
     stop: Arc<AtomicBool>,
 ) {
@@ -119,12 +124,23 @@ fn accept_loop(
 
 fn serve_one(
     stream: TcpStream,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Arc<ServerTls>,
     shared: &SettingsShared,
 ) -> std::io::Result<()> {
+    let mode = shared.mode();
+    if mode == SettingsMode::Hang {
+        return hang(stream);
+    }
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let conn = rustls::ServerConnection::new(tls).map_err(std::io::Error::other)?;
+    if mode == SettingsMode::Plaintext {
+        return answer_in_plaintext(stream, shared);
+    }
+    let config = match mode {
+        SettingsMode::OtherHostCert => Arc::clone(&tls.other_host),
+        _ => Arc::clone(&tls.own),
+    };
+    let conn = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
     let mut tls = rustls::StreamOwned::new(conn, stream);
 
     let mut head = Vec::with_capacity(1024);
@@ -168,14 +184,41 @@ fn serve_one(
             br#"{"error":"method not allowed"}"#,
         );
     }
-    let (status, ctype, body) = settings_response(shared);
-    respond(&mut tls, status, ctype, body.as_bytes())
+    let (status, ctype, body) = settings_response(shared, mode);
+    respond(&mut tls, status, ctype, body.as_bytes())?;
+    shared.answers.fetch_add(1, Ordering::SeqCst);
+    Ok(())
 }
 
-fn settings_response(shared: &SettingsShared) -> (u16, &'static str, String) {
-    let ok = |port: serde_json::Value| {
+/// Holds the connection without a byte in return until the client closes it (or a minute
+/// passes, so a forgotten client cannot keep the thread forever).
+fn hang(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut buf = [0u8; 4096];
+    while stream.read(&mut buf)? > 0 {}
+    Ok(())
+}
+
+/// Whatever the client sent (a TLS ClientHello, from any client that does TLS), the answer
+/// is the `Ok` settings in plain HTTP.
+fn answer_in_plaintext(mut stream: TcpStream, shared: &SettingsShared) -> std::io::Result<()> {
+    shared.requests.fetch_add(1, Ordering::SeqCst);
+    let mut buf = [0u8; 4096];
+    if stream.read(&mut buf)? == 0 {
+        return Ok(());
+    }
+    let (status, ctype, body) = settings_response(shared, SettingsMode::Ok);
+    stream.write_all(response_head(status, ctype, body.len()).as_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    stream.flush()?;
+    shared.answers.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+fn settings_response(shared: &SettingsShared, mode: SettingsMode) -> (u16, &'static str, String) {
+    let answer = |host: serde_json::Value, port: serde_json::Value| {
         serde_json::json!({
-            "broker.host": "127.0.0.1",
+            "broker.host": host,
             "broker.port": port,
             "broker.protocol": "mqtts",
             "broker.mqttVersion": "5.0",
@@ -185,8 +228,12 @@ fn settings_response(shared: &SettingsShared) -> (u16, &'static str, String) {
         })
         .to_string()
     };
-    match shared.mode() {
-        SettingsMode::Ok => (200, "application/json", ok(shared.broker_port.into())),
+    let ok = |port: serde_json::Value| answer("127.0.0.1".into(), port);
+    match mode {
+        SettingsMode::Ok
+        | SettingsMode::Hang
+        | SettingsMode::Plaintext
+        | SettingsMode::OtherHostCert => (200, "application/json", ok(shared.broker_port.into())),
         SettingsMode::Delay(d) => {
             std::thread::sleep(d);
             (200, "application/json", ok(shared.broker_port.into()))
@@ -199,6 +246,13 @@ fn settings_response(shared: &SettingsShared) -> (u16, &'static str, String) {
         SettingsMode::WrongPort => (200, "application/json", ok(shared.wrong_port.into())),
         SettingsMode::MissingKeys => (200, "application/json", "{}".to_string()),
         SettingsMode::Garbage => (200, "text/html", "<html>not json</html>".to_string()),
+        SettingsMode::WrongTypes => (200, "application/json", answer(127001.into(), true.into())),
+        SettingsMode::PortOutOfRange => (200, "application/json", ok(70000.into())),
+        SettingsMode::NonLoopbackBroker => (
+            200,
+            "application/json",
+            answer(NON_LOOPBACK_BROKER.into(), shared.broker_port.into()),
+        ),
         SettingsMode::Status(code) => (
             code,
             "application/json",
@@ -209,6 +263,13 @@ fn settings_response(shared: &SettingsShared) -> (u16, &'static str, String) {
             .to_string(),
         ),
     }
+}
+
+fn response_head(status: u16, ctype: &str, len: usize) -> String {
+    format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
+        reason(status),
+    )
 }
 
 fn reason(code: u16) -> &'static str {
@@ -233,12 +294,7 @@ fn respond(
     ctype: &str,
     body: &[u8],
 ) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        reason(status),
-        body.len()
-    );
-    tls.write_all(head.as_bytes())?;
+    tls.write_all(response_head(status, ctype, body.len()).as_bytes())?;
     tls.write_all(body)?;
     tls.conn.send_close_notify();
     tls.flush()

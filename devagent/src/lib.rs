@@ -45,6 +45,6 @@ pub use agent::DevAgent;
 pub use capture::CAPTURE_CLIENT_ID;
 pub use config::{Config, Received, SettingsMode};
 pub use error::Error;
-pub use https::{FALLBACK_BROKER, SETTINGS_PATH};
+pub use https::{FALLBACK_BROKER, NON_LOOPBACK_BROKER, SETTINGS_PATH};
 pub use plain::PlainBroker;
 pub use proxy::ResetProxy;

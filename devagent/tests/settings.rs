@@ -80,10 +80,26 @@ fn settings_modes_are_answered_as_specified() {
     assert_ne!(wrong, u64::from(dev.broker_port()));
     assert_eq!(v["broker.host"], "127.0.0.1");
 
-    assert_eq!(dev.settings_requests(), 8);
+    dev.set_settings_mode(SettingsMode::WrongTypes);
+    let v: Value = serde_json::from_str(&get(&c, &url).1).expect("JSON");
+    assert!(
+        v["broker.host"].is_number() && v["broker.port"].is_boolean(),
+        "{v}"
+    );
+
+    dev.set_settings_mode(SettingsMode::PortOutOfRange);
+    let v: Value = serde_json::from_str(&get(&c, &url).1).expect("JSON");
+    assert_eq!(v["broker.port"], 70000);
+
+    dev.set_settings_mode(SettingsMode::NonLoopbackBroker);
+    let v: Value = serde_json::from_str(&get(&c, &url).1).expect("JSON");
+    assert_eq!(v["broker.host"], kepm_devagent::NON_LOOPBACK_BROKER);
+
+    assert_eq!(dev.settings_requests(), 11);
+    assert_eq!(dev.settings_answers(), 11);
     let (s, _) = get(&c, &format!("{}/api/Jobs", dev.api_base()));
     assert_eq!(s, 404);
-    assert_eq!(dev.settings_requests(), 8, "other paths are not counted");
+    assert_eq!(dev.settings_requests(), 11, "other paths are not counted");
 
     // The certificate verifies against the throwaway CA, by IP and by name.
     dev.set_settings_mode(SettingsMode::Ok);
@@ -107,6 +123,12 @@ fn settings_modes_parse_from_cli_syntax() {
             SettingsMode::Delay(Duration::from_millis(1500)),
         ),
         ("wrong-port", SettingsMode::WrongPort),
+        ("wrong-types", SettingsMode::WrongTypes),
+        ("port-out-of-range", SettingsMode::PortOutOfRange),
+        ("hang", SettingsMode::Hang),
+        ("plaintext", SettingsMode::Plaintext),
+        ("other-host-cert", SettingsMode::OtherHostCert),
+        ("non-loopback-broker", SettingsMode::NonLoopbackBroker),
     ];
     for (s, m) in cases {
         assert_eq!(s.parse::<SettingsMode>().expect(s), m);

@@ -50,7 +50,7 @@ impl DevAgent {
         set_mode(&db, 0o777)?;
 
         let client_tls = tls::client_config(&pki.ca_der)?;
-        let server_tls = tls::server_config(&pki)?;
+        let server_tls = tls::server_configs(&pki)?;
 
         let api_listener = TcpListener::bind("127.0.0.1:0")
             .map_err(|e| Error::io("binding the HTTPS listener on 127.0.0.1", e))?;
@@ -95,6 +95,7 @@ impl DevAgent {
         let settings = Arc::new(SettingsShared {
             mode: Mutex::new(cfg.settings.clone()),
             requests: AtomicUsize::new(0),
+            answers: AtomicUsize::new(0),
             broker_port,
             wrong_port,
         });

@@ -105,6 +105,12 @@ impl DevAgent {
         self.settings.requests.load(Ordering::SeqCst)
     }
 
+    /// Plugin Settings answers written in full (a `delay:MS` answer counts once its delay is
+    /// over; a `hang` never does): a client that went on before this grew did not wait.
+    pub fn settings_answers(&self) -> usize {
+        self.settings.answers.load(Ordering::SeqCst)
+    }
+
     /// Stops everything now (capture, broker, HTTPS) and removes the temp dir. Idempotent;
     /// later calls on this agent see a stopped broker. [`DevAgent::shutdown`] and drop do
     /// the same.

@@ -26,7 +26,8 @@ pub(crate) struct ServeArgs {
     #[arg(long = "allow", value_name = "TOPIC")]
     allow: Vec<String>,
     /// Plugin Settings answer: ok, port-string, 403, 500 (any status), garbage,
-    /// missing-keys, delay:MS, wrong-port.
+    /// missing-keys, delay:MS, wrong-port, wrong-types, port-out-of-range, hang, plaintext,
+    /// other-host-cert, non-loopback-broker.
     #[arg(long, value_name = "MODE", default_value = "ok", value_parser = parse_mode)]
     settings: SettingsMode,
     /// Do not start the broker (start it later with the `broker start` command).
