@@ -14,7 +14,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use common::{agent_with, messages_of, opts, LONG};
@@ -245,12 +244,8 @@ fn plugin_settings_with_a_certificate_for_another_host_are_refused_with_a_ca_bun
 #[test]
 fn plugin_settings_refusing_the_connection_falls_back_with_a_warning() {
     let agent = agent_with(Config::default());
-    // A port that was free a moment ago: nothing listens on it.
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 1 (tcpmux): privileged, and not a port another test's devagent can take, unlike
+    // an ephemeral port freed a moment ago.
     let case = Case {
         name: "refused",
         mode: SettingsMode::Ok,
@@ -258,7 +253,7 @@ fn plugin_settings_refusing_the_connection_falls_back_with_a_warning() {
         reason: &["nothing listens there: is the agent running"],
         with_ca: false,
     };
-    check_fallback(&case, &agent, &format!("https://127.0.0.1:{closed}"));
+    check_fallback(&case, &agent, "https://127.0.0.1:1");
     assert_eq!(agent.settings_requests(), 0);
 }
 
