@@ -26,13 +26,22 @@ pub fn validate_job_id(job_id: &str) -> Result<(), Error> {
     if job_id.contains('_') {
         return invalid("it contains '_', which the broker uses to split client ids");
     }
-    if let Some(c) = job_id
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '\\' | '+' | '#'))
-    {
+    if let Some(c) = job_id.chars().find(|&c| {
+        c.is_whitespace()
+            || c.is_control()
+            || is_noncharacter(c)
+            || matches!(c, '/' | '\\' | '+' | '#')
+    }) {
         return invalid(&format!("it contains {c:?}"));
     }
     Ok(())
+}
+
+/// Unicode noncharacters (U+FDD0..U+FDEF and every U+xxFFFE, U+xxFFFF): MQTT 5 lets a broker
+/// treat a client id holding one as a malformed packet, which would refuse every connect.
+fn is_noncharacter(c: char) -> bool {
+    let u = u32::from(c);
+    (0xFDD0..=0xFDEF).contains(&u) || u & 0xFFFE == 0xFFFE
 }
 
 /// Checks an explicit token: letters, digits and hyphens.
@@ -186,6 +195,47 @@ mod tests {
             client_id("secrets-scanner", "SecretScanner", 48292),
             "secrets-scanner_SecretScanner_48292"
         );
+    }
+
+    /// What the broker must never see in a client id: its separator `_`, MQTT's topic
+    /// characters, path separators, NUL and every other control or whitespace character.
+    fn forbidden_in_client_id(c: char) -> bool {
+        c.is_control()
+            || c.is_whitespace()
+            || is_noncharacter(c)
+            || matches!(c, '_' | '/' | '\\' | '+' | '#')
+    }
+
+    #[test]
+    fn no_character_can_put_a_forbidden_one_into_a_client_id() {
+        let mut accepted_job_chars = 0;
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let job_id = format!("job{c}id");
+            let valid_job = validate_job_id(&job_id).is_ok();
+            assert_eq!(valid_job, !forbidden_in_client_id(c), "{c:?} in a job id");
+            accepted_job_chars += usize::from(valid_job);
+            // A token made from any name, and an explicit one only when it is safe.
+            let token = safe_token(&format!("To{c}ol{c}"));
+            assert!(validate_token(&token).is_ok(), "{c:?} made token {token:?}");
+            let explicit = format!("To{c}ol");
+            if validate_token(&explicit).is_ok() {
+                assert!(c.is_ascii_alphanumeric() || c == '-', "{c:?} in a token");
+            }
+            if valid_job {
+                let id = client_id(&job_id, &token, u32::MAX);
+                assert_eq!(id.matches('_').count(), 2, "{id:?}");
+                assert!(
+                    !id.chars().any(forbidden_in_client_id_but_separator),
+                    "{c:?} gave {id:?}"
+                );
+            }
+        }
+        // Letters of every script stay usable in job ids.
+        assert!(accepted_job_chars > 1_000_000, "{accepted_job_chars}");
+    }
+
+    fn forbidden_in_client_id_but_separator(c: char) -> bool {
+        c != '_' && forbidden_in_client_id(c)
     }
 
     #[test]
