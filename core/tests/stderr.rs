@@ -6,7 +6,7 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use kepm_devagent::Config;
+use kepm_devagent::{Config, DevAgent, SettingsMode};
 use kepmlog::{Error, Fallback, Logger, Options};
 
 mod common;
@@ -134,8 +134,87 @@ fn child() {
             let s = log.stats();
             assert_eq!((s.delivered, s.printed), (20, 0), "{s:?}");
         }
+        "marker" => marker_scenario(),
         other => panic!("unknown scenario {other}"),
     }
+}
+
+/// Text put in every field a caller controls (Category, Message, CorrelationId, Context, an
+/// event's JSON); it must never reach stderr through a diagnostic.
+const MARKER: &str = "SECRET-MARKER-7f3c";
+
+/// Every path on which the worker writes a diagnostic, each taken with records that carry
+/// [`MARKER`]: the Plugin Settings fallback, a denied publish, a record larger than the
+/// broker's maximum packet size, a lost connection, a full queue, the reconnection, and
+/// records undelivered at shutdown. Records as stderr lines (the last resort) are off: they
+/// are records, written on purpose.
+fn marker_scenario() {
+    let cat = format!("Cat-{MARKER}");
+    let log_marked = |log: &Logger, i: usize| {
+        log.log_with(
+            kepmlog::Level::Error,
+            &cat,
+            &format!("message {i} {MARKER}"),
+            &format!("corr-{MARKER}"),
+            &format!("context {MARKER}"),
+        )
+        .unwrap();
+    };
+    let agent = DevAgent::start(Config {
+        settings: SettingsMode::Status(403),
+        max_packet_size: Some(2048),
+        ..Config::default()
+    })
+    .unwrap();
+    let base = |job: &str| {
+        Options::new("MarkerTool")
+            .job_id(job)
+            .token("e2e")
+            .api_base(agent.api_base())
+            .fallback_broker(agent.broker_host(), agent.broker_port())
+            .args(Vec::<String>::new())
+            .undelivered_to_stderr(false)
+    };
+
+    // Settings refused (403): one warning, then the fallback broker.
+    let log = Logger::new(base("marker-settings")).unwrap();
+    log_marked(&log, 0);
+    log.flush(LONG).unwrap();
+    // A denied event (its topic is not allowed) and a record over the packet size.
+    log.event(&serde_json::json!({ "secret": MARKER })).unwrap();
+    log.info(&cat, &format!("{MARKER} {}", "x".repeat(4000)))
+        .unwrap();
+    assert!(log.flush(LONG).is_err());
+    log.shutdown(LONG).unwrap_or_default();
+
+    // The connection lost, a full queue meanwhile, the reconnection, and records left
+    // undelivered at shutdown.
+    let log = Logger::new(
+        base("marker-outage")
+            .queue_capacity(4)
+            .overflow(kepmlog::Overflow::Drop),
+    )
+    .unwrap();
+    log_marked(&log, 1);
+    log.flush(LONG).unwrap();
+    agent.stop_broker().unwrap();
+    assert!(wait_until(LONG, || !log.stats().connected));
+    for i in 0..20 {
+        let _ = log.log_with(
+            kepmlog::Level::Error,
+            &cat,
+            &format!("dropped {i} {MARKER}"),
+            "",
+            MARKER,
+        );
+    }
+    assert!(log.stats().dropped > 0);
+    agent.start_broker().unwrap();
+    log.flush(LONG).unwrap();
+    agent.stop_broker().unwrap();
+    assert!(wait_until(LONG, || !log.stats().connected));
+    log_marked(&log, 2);
+    assert!(log.shutdown(Duration::from_millis(300)).is_err());
 }
 
 fn run_child(scenario: &str, envs: &[(&str, &str)]) -> Output {
@@ -266,4 +345,27 @@ fn delivered_records_are_never_written_to_stderr() {
     assert!(stderr_lines(&out).is_empty(), "{out:?}");
     let got = payloads(&agent, "KeeperLogger", 20);
     assert_eq!(messages_of(&got).len(), 20);
+}
+
+#[test]
+fn diagnostics_never_carry_a_records_content() {
+    let out = run_child("marker", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Every diagnostic path was taken, so the scan below has something to look at.
+    for said in [
+        "kepmlog: warning: Plugin Settings unavailable",
+        "kepmlog: the broker denied a publish",
+        "larger than the broker's maximum packet size",
+        "kepmlog: lost the connection to",
+        "kepmlog: kepmlog dropped",
+        "kepmlog: connected to",
+        "record(s) not delivered",
+    ] {
+        assert!(stderr.contains(said), "no {said:?} in:\n{stderr}");
+    }
+    assert!(
+        !stderr.contains(MARKER) && !stdout.contains(MARKER),
+        "a record's content reached stderr or stdout:\n{stderr}\n{stdout}"
+    );
 }
