@@ -34,13 +34,14 @@ from ._errors import (
 )
 from ._handler import VERBOSE, KeeperLoggerHandler, wire_level
 from ._kepmlog import CORE_VERSION, DEFAULT_API_BASE, DEFAULT_QUEUE_CAPACITY
-from ._logger import DEFAULT_EXIT_TIMEOUT, Level, Logger
+from ._logger import DEFAULT_EXIT_TIMEOUT, Level, Logger, handle_signals
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Logger",
     "Level",
+    "handle_signals",
     "KeeperLoggerHandler",
     "VERBOSE",
     "wire_level",

@@ -6,6 +6,7 @@ import atexit
 import enum
 import json
 import os
+import signal
 import sys
 import threading
 import weakref
@@ -22,7 +23,7 @@ from ._kepmlog import (
     script_token,
 )
 
-__all__ = ["Level", "Logger", "LevelLike", "DEFAULT_EXIT_TIMEOUT"]
+__all__ = ["Level", "Logger", "LevelLike", "DEFAULT_EXIT_TIMEOUT", "handle_signals"]
 
 #: Seconds each live logger may take to deliver its queue when the interpreter exits (and the
 #: default timeout of flush and shutdown): the core's close timeout, the same in every binding.
@@ -73,10 +74,11 @@ def _seconds(name: str, value: Any) -> float:
     return float(value)
 
 
-# Live loggers, for interpreter exit and fork. Weak: a logger the program dropped is shut
-# down by the native object's finalizer instead.
+# Live loggers, for interpreter exit, termination signals and fork. Weak: a logger the program
+# dropped is shut down by the native object's finalizer instead. Re-entrant: the signal hook
+# runs in the main thread between two bytecodes, possibly while that thread holds the lock.
 _live: "weakref.WeakSet[Logger]" = weakref.WeakSet()
-_live_lock = threading.Lock()
+_live_lock = threading.RLock()
 _exiting = False
 
 
@@ -96,8 +98,8 @@ class Logger:
 
     Unset options come from the job's environment like the Rust core: job id from
     ``KEEPER_JOB_ID``, API base from ``--keeper-api-base`` in ``sys.argv``, token from the
-    script name. At interpreter exit every live logger is shut down with a bounded
-    ``exit_timeout``; in a child created by ``os.fork()`` the logger re-creates its native
+    script name. At interpreter exit, and on SIGTERM or SIGHUP (see :func:`handle_signals`),
+    every live logger is shut down with a bounded ``exit_timeout``; in a child created by ``os.fork()`` the logger re-creates its native
     half (new client id with the child's pid) so the child logs on its own connection.
 
     Args:
@@ -114,8 +116,9 @@ class Logger:
             ``"block"`` (wait up to ``block_timeout`` seconds for room, GIL released).
         event_topic: topic of :meth:`event` (default ``Jobs/{jobId}/events``).
         default_category: ``MetaData.Category`` when a call passes ``""``.
-        exit_timeout: seconds allowed to deliver the queue at interpreter exit or when the
-            logger is garbage-collected without :meth:`shutdown`.
+        exit_timeout: seconds allowed to deliver the queue at interpreter exit, on a
+            termination signal, or when the logger is garbage-collected without
+            :meth:`shutdown`.
         diagnostics: print kepmlog's own warnings (``kepmlog: ...``) on stderr.
         fallback: what to do without a job id: ``"error"`` (raise ``JobIdError``,
             which names the fix) or ``"stderr"`` (create the logger anyway, print one
@@ -183,6 +186,7 @@ class Logger:
         self._native = NativeLogger(**self._config)
         with _live_lock:
             _live.add(self)
+        _install_signal_hooks_once()
 
     @classmethod
     def from_job(cls, source: Optional[str] = None, **options: Any) -> "Logger":
@@ -356,12 +360,14 @@ def _after_fork_in_child() -> None:
     global _live_lock
     _native.fork_child()
     # Another thread may have held the lock at fork time; the child has only this thread.
-    _live_lock = threading.Lock()
+    _live_lock = threading.RLock()
     for logger in list(_live):
         logger._recreate_in_child()
 
 
-def _shutdown_all_at_exit() -> None:
+def _shutdown_all(when: str) -> None:
+    """Shuts every live logger down, each bounded by its ``exit_timeout``: at interpreter exit
+    and on a termination signal. Never raises."""
     global _exiting
     _exiting = True
     with _live_lock:
@@ -374,12 +380,135 @@ def _shutdown_all_at_exit() -> None:
             # given-up records on stderr (its diagnostics), where the agent captures them.
             pass
         except Exception as e:  # exit must go on
-            print(f"kepmlog: shutdown at exit failed: {e}", file=sys.stderr)
+            print(f"kepmlog: shutdown at {when} failed: {e}", file=sys.stderr)
+
+
+def _shutdown_all_at_exit() -> None:
+    _shutdown_all("exit")
 
 
 def is_exiting() -> bool:
-    """True once the interpreter-exit hook has shut the loggers down."""
+    """True once the interpreter-exit hook (or the signal hook) has shut the loggers down."""
     return _exiting
+
+
+# -- termination signals -------------------------------------------------------------------
+#
+# The default action of SIGTERM and SIGHUP ends the process without running atexit hooks, so
+# what is queued would be lost. kepmlog takes over such a signal only while its handler is the
+# default one: it shuts the loggers down as at exit, then restores the default and raises the
+# signal again, so the process still dies of it (status -15, shell 143). SIGINT is left alone:
+# Python's default handler raises KeyboardInterrupt, which unwinds to the atexit hook.
+
+#: The signals the hook takes, those of them the platform has. None on Windows, where a task
+#: is ended by TerminateProcess, which nothing in the process can see.
+_HOOK_SIGNALS: "tuple[signal.Signals, ...]" = (
+    ()
+    if sys.platform == "win32"
+    else tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+)
+# handle_signals()'s choice; None: KEPMLOG_SIGNALS decides (any value but 0, false, no, off
+# means on).
+_signals_choice: Optional[bool] = None
+# Whether a Logger was created (in any thread), and whether the main thread has been through
+# the lazy install (the first Logger it created, or handle_signals(True) after a Logger).
+_logger_created = False
+_signals_tried = False
+# The signals whose handler kepmlog set (and would put back to the default).
+_signals_installed: "set[int]" = set()
+
+
+def _signals_enabled() -> bool:
+    if _signals_choice is not None:
+        return _signals_choice
+    value = os.environ.get("KEPMLOG_SIGNALS", "").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    # The default first: a second signal during the delivery ends the process at once.
+    signal.signal(signum, signal.SIG_DFL)
+    _signals_installed.discard(signum)
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    try:
+        _shutdown_all(name)
+    finally:
+        # Die of the signal as its default action would have (exit status -signum, 128+n in
+        # a shell), whatever happened above: the process was asked to end.
+        os.kill(os.getpid(), signum)
+
+
+def _install_signal_hooks() -> None:
+    """Takes every hook signal whose handler is the default. Main thread only."""
+    global _signals_tried
+    _signals_tried = True
+    for sig in _HOOK_SIGNALS:
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _on_signal)
+            _signals_installed.add(sig)
+
+
+def _uninstall_signal_hooks() -> None:
+    """Puts the default back where kepmlog's handler is still the one set. Main thread only."""
+    for sig in list(_signals_installed):
+        if signal.getsignal(sig) is _on_signal:
+            signal.signal(sig, signal.SIG_DFL)
+        _signals_installed.discard(sig)
+
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _install_signal_hooks_once() -> None:
+    """Called by every new Logger: the hook goes in at the first one created on the main
+    thread (never at import, never from another thread, where Python cannot set handlers)."""
+    global _logger_created, _signals_tried
+    _logger_created = True
+    if _signals_tried or not _on_main_thread():
+        return
+    _signals_tried = True
+    if not _signals_enabled():
+        return
+    try:
+        _install_signal_hooks()
+    except (ValueError, OSError) as e:  # e.g. not the main interpreter: a Logger all the same
+        print(f"kepmlog: cannot hook termination signals: {e}", file=sys.stderr)
+
+
+def handle_signals(enabled: bool) -> None:
+    """Turns kepmlog's termination-signal hook on or off for the whole process.
+
+    On (the default, unless ``KEPMLOG_SIGNALS=0`` is set): when the first :class:`Logger` is
+    created on the main thread, kepmlog takes SIGTERM and SIGHUP where their handler is still
+    the default one. On such a signal it shuts every live logger down (each bounded by its
+    ``exit_timeout``, as at interpreter exit), then restores the default handler and raises
+    the signal again, so the process still ends killed by it. A handler the program set
+    itself is never replaced. SIGINT is left to Python (``KeyboardInterrupt`` unwinds to the
+    exit hook); nothing is hooked on Windows.
+
+    ``handle_signals(False)`` puts the default back on the signals kepmlog took and keeps it
+    from taking any; ``handle_signals(True)`` takes them at once if a Logger exists, else at
+    the first one. Either wins over ``KEPMLOG_SIGNALS``. Setting a handler is only possible
+    on the main thread: from another thread, a call that would change one raises
+    ``ValueError``.
+    """
+    global _signals_choice
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be a bool, not {type(enabled).__name__}")
+    changes = _logger_created if enabled else bool(_signals_installed)
+    if changes and not _on_main_thread():
+        raise ValueError("kepmlog.handle_signals() sets signal handlers: call it from the main thread")
+    _signals_choice = enabled
+    if not changes:
+        return
+    if enabled:
+        _install_signal_hooks()
+    else:
+        _uninstall_signal_hooks()
 
 
 atexit.register(_shutdown_all_at_exit)
