@@ -74,6 +74,35 @@ def _seconds(name: str, value: Any) -> float:
     return float(value)
 
 
+# The asynchronous signals a Python program may handle. The native worker threads start with
+# them blocked: a process-directed signal is then delivered to a Python thread. Taken by a native
+# thread, it would only set Python's flag and leave the main thread asleep in a wait (Event.wait,
+# join) that nothing interrupts, so neither kepmlog's handler nor the tool's, nor Ctrl+C's
+# KeyboardInterrupt, would run until that wait returned.
+_NATIVE_THREADS_BLOCK: "frozenset[signal.Signals]" = (
+    frozenset(
+        getattr(signal, name)
+        for name in ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD")
+        if hasattr(signal, name)
+    )
+    if hasattr(signal, "pthread_sigmask")
+    else frozenset()
+)
+
+
+def _new_native(config: "dict[str, Any]") -> NativeLogger:
+    """The native logger, whose worker thread (started here, when the connection is new)
+    inherits this thread's signal mask with ``_NATIVE_THREADS_BLOCK`` added; a signal that
+    arrives meanwhile stays pending and is delivered when the mask is put back."""
+    if not _NATIVE_THREADS_BLOCK:
+        return NativeLogger(**config)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _NATIVE_THREADS_BLOCK)
+    try:
+        return NativeLogger(**config)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 # Live loggers, for interpreter exit, termination signals and fork. Weak: a logger the program
 # dropped is shut down by the native object's finalizer instead. Re-entrant: the signal hook
 # runs in the main thread between two bytecodes, possibly while that thread holds the lock.
@@ -183,7 +212,7 @@ class Logger:
             fallback=fallback,
             undelivered_to_stderr=bool(undelivered_to_stderr),
         )
-        self._native = NativeLogger(**self._config)
+        self._native = _new_native(self._config)
         with _live_lock:
             _live.add(self)
         _install_signal_hooks_once()
@@ -330,7 +359,7 @@ class Logger:
         if self._native.is_shut_down:
             return
         try:
-            self._native = NativeLogger(**self._config)
+            self._native = _new_native(self._config)
         except Exception as e:  # never break the fork itself
             print(f"kepmlog: cannot re-create the logger in the forked child: {e}", file=sys.stderr)
 
