@@ -327,9 +327,10 @@ impl Drop for NativeLogger {
 /// A logger that still has undelivered records at the deadline is shut down at once: the
 /// process is ending, and its shutdown writes those records to stderr (unless
 /// `undeliveredToStderr` is off) where the agent captures them. The others stay usable for
-/// `exit` listeners that run after this one.
+/// `exit` listeners that run after this one. `shut_down_behind: false` (a signal the program
+/// handles itself, so the process may go on) leaves every logger running instead.
 #[napi]
-pub fn flush_all_sync(timeout_ms: f64) -> f64 {
+pub fn flush_all_sync(timeout_ms: f64, shut_down_behind: Option<bool>) -> f64 {
     let deadline = Instant::now() + millis(timeout_ms);
     let live: Vec<Arc<Logger>> = lock(&LIVE).iter().filter_map(Weak::upgrade).collect();
     let mut undelivered = 0u64;
@@ -348,8 +349,10 @@ pub fn flush_all_sync(timeout_ms: f64) -> f64 {
             }
         }
     }
-    for logger in behind {
-        let _ = logger.shutdown(Duration::ZERO);
+    if shut_down_behind.unwrap_or(true) {
+        for logger in behind {
+            let _ = logger.shutdown(Duration::ZERO);
+        }
     }
     let mut n = lock(&ORPHANS);
     while *n > 0 {
