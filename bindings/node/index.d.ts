@@ -140,7 +140,8 @@ export interface Stats {
  * A KeeperLogger client for one job task. Logging never blocks and never does I/O on the JS
  * thread; a native worker thread publishes with QoS 1 over TLS MQTT v5. The logger never keeps
  * the event loop alive: a script that logs and ends exits by itself, and a `process.on('exit')`
- * hook flushes every live logger (bounded by `Logger.exitFlushTimeoutMs`).
+ * hook flushes every live logger (bounded by `Logger.exitFlushTimeoutMs`), as do SIGTERM,
+ * SIGINT and SIGHUP listeners before the process dies of the signal (see `handleSignals`).
  */
 export declare class Logger {
   /** Creates the logger at once; discovery and connection run on its worker. Throws KepmlogError
@@ -150,8 +151,19 @@ export declare class Logger {
   /** A logger configured from the job's process: KEEPER_JOB_ID, `--keeper-api-base` in process.argv. */
   static fromJob(sourceOrOptions?: string | LoggerOptions): Logger;
 
-  /** Milliseconds the exit hook may spend flushing all loggers. Default: the core's close timeout (5000). */
+  /** Milliseconds the exit hook (and the signal hook) may spend flushing all loggers. Default: the core's close timeout (5000). */
   static exitFlushTimeoutMs: number;
+
+  /**
+   * Process-wide: whether kepmlog listens to SIGTERM, SIGINT and SIGHUP (each that has no
+   * listener when the first Logger is created; none on Windows) to flush every live logger
+   * within `exitFlushTimeoutMs`, then re-raise the signal so the process still dies of it.
+   * With a listener the program added since, kepmlog only flushes and that listener decides.
+   * Default true, unless `KEPMLOG_SIGNALS=0`; an assignment wins over the environment.
+   * Setting false removes kepmlog's listeners; true after a Logger exists adds them at once.
+   * A value that is not a boolean throws TypeError.
+   */
+  static handleSignals: boolean;
 
   /** Logs one record. Returns true when accepted, false when dropped because the queue was full.
    * Throws KepmlogError 'empty_message' / 'shut_down', RangeError for an unknown level. */

@@ -4,7 +4,7 @@
 // The native addon (Rust core, napi-rs) does the work on its own thread; this file checks
 // argument types (TypeError; values are the core's to check), re-classes the core's errors
 // (napi errors whose `code` is the core's kind) as KepmlogError, and flushes every live logger
-// when the process exits.
+// when the process exits or is sent SIGTERM, SIGINT or SIGHUP.
 
 const path = require('node:path');
 
@@ -289,6 +289,23 @@ function nativeOptions(options) {
   return o;
 }
 
+/**
+ * Flushes every live logger synchronously within `Logger.exitFlushTimeoutMs` and reports on
+ * stderr how many records it could not deliver (`when`: 'exit', 'SIGTERM', ...). With
+ * `ending`, the loggers still behind at the deadline are shut down, which writes their records
+ * to stderr; without it (a signal the program handles itself) they go on. Never throws:
+ * denials and records given up are left out of the count, since there is no caller to report
+ * them to and the core has written them on stderr.
+ */
+function flushEveryLogger(when, ending) {
+  const ms = Logger.exitFlushTimeoutMs;
+  const timeout = typeof ms === 'number' && ms >= 0 ? ms : DEFAULT_TIMEOUT_MS;
+  const undelivered = native.flushAllSync(timeout, ending);
+  if (undelivered > 0) {
+    process.stderr.write(`kepmlog: ${undelivered} record(s) undelivered at ${when}\n`);
+  }
+}
+
 let exitHookInstalled = false;
 
 function installExitHook() {
@@ -297,16 +314,73 @@ function installExitHook() {
   // 'exit' listeners must be synchronous: the native side flushes every live logger (and waits
   // for garbage-collected ones still delivering) within one deadline, then shuts down those
   // still behind so their records reach stderr. A listener does not keep the event loop alive.
-  process.on('exit', () => {
-    const ms = Logger.exitFlushTimeoutMs;
-    const timeout = typeof ms === 'number' && ms >= 0 ? ms : DEFAULT_TIMEOUT_MS;
-    // Never throws: denials and records given up are left out of its count, since an exit
-    // listener has no caller to report them to and the core has written them on stderr.
-    const undelivered = native.flushAllSync(timeout);
-    if (undelivered > 0) {
-      process.stderr.write(`kepmlog: ${undelivered} record(s) undelivered at exit\n`);
-    }
-  });
+  process.on('exit', () => flushEveryLogger('exit', true));
+}
+
+/**
+ * The termination signals whose default action (ending the process without 'exit'
+ * listeners) would lose what is queued. None on Windows: a task is ended there by
+ * TerminateProcess, which nothing in the process sees, and Ctrl+C does not reach a job task.
+ */
+const HOOK_SIGNALS = process.platform === 'win32' ? [] : ['SIGTERM', 'SIGINT', 'SIGHUP'];
+/** Signals reach the main thread only: a worker thread's listener would never run. */
+const { isMainThread } = require('node:worker_threads');
+/** kepmlog's listener per signal, while it is installed. */
+const signalListeners = new Map();
+/** Logger.handleSignals as set by the program; undefined: KEPMLOG_SIGNALS decides. */
+let signalsChoice;
+let loggerCreated = false;
+
+function signalsEnabled() {
+  if (signalsChoice !== undefined) return signalsChoice;
+  const v = (process.env.KEPMLOG_SIGNALS || '').trim().toLowerCase();
+  return !['0', 'false', 'no', 'off'].includes(v);
+}
+
+function onSignal(sig) {
+  const mine = signalListeners.get(sig);
+  // A listener the program added since kepmlog's decides how the process stops: kepmlog only
+  // delivers, and stays for the next signal.
+  const programHandles = process.listeners(sig).some((l) => l !== mine);
+  if (!programHandles) {
+    // The last listener gone, the signal's default action is back: a second one during the
+    // flush ends the process at once.
+    process.removeListener(sig, mine);
+    signalListeners.delete(sig);
+  }
+  try {
+    flushEveryLogger(sig, !programHandles);
+  } finally {
+    // Die of the signal as its default action would have (exit status 128+n in a shell).
+    if (!programHandles) process.kill(process.pid, sig);
+  }
+}
+
+/** Listens to every hook signal nobody listens to yet. Signal listeners are unref'd by Node:
+ * they never keep the event loop alive. */
+function installSignalHooks() {
+  if (!isMainThread) return;
+  for (const sig of HOOK_SIGNALS) {
+    const mine = signalListeners.get(sig);
+    if (mine !== undefined && process.listeners(sig).includes(mine)) continue;
+    signalListeners.delete(sig); // removed by the program (removeAllListeners): not ours any more
+    if (process.listenerCount(sig) !== 0) continue;
+    const listener = () => onSignal(sig);
+    signalListeners.set(sig, listener);
+    process.on(sig, listener);
+  }
+}
+
+function uninstallSignalHooks() {
+  for (const [sig, listener] of signalListeners) process.removeListener(sig, listener);
+  signalListeners.clear();
+}
+
+/** At the first Logger, never at require(). */
+function installSignalHooksOnce() {
+  if (loggerCreated) return;
+  loggerCreated = true;
+  if (signalsEnabled()) installSignalHooks();
 }
 
 const NATIVE = Symbol('kepmlog.native');
@@ -325,6 +399,26 @@ class Logger {
     }
     Object.defineProperty(this, NATIVE, { value: r });
     installExitHook();
+    installSignalHooksOnce();
+  }
+
+  /**
+   * Whether kepmlog takes SIGTERM, SIGINT and SIGHUP (those without a listener when the first
+   * Logger is created) to deliver what is queued before the process dies of the signal.
+   * Default true, unless KEPMLOG_SIGNALS=0; setting it wins over the environment. Setting
+   * false removes kepmlog's listeners; true after a Logger exists installs them at once.
+   */
+  static get handleSignals() {
+    return signalsEnabled();
+  }
+
+  static set handleSignals(enabled) {
+    if (typeof enabled !== 'boolean') {
+      throw new TypeError(`kepmlog: Logger.handleSignals must be a boolean, got ${describe(enabled)}`);
+    }
+    signalsChoice = enabled;
+    if (!enabled) uninstallSignalHooks();
+    else if (loggerCreated) installSignalHooks();
   }
 
   /**
