@@ -117,36 +117,70 @@ class DevAgent {
 }
 
 /**
- * Runs test/fixtures/FILE as a job task of JOB_ID against `agent`'s broker (KEPMLOG_TEST_BROKER,
- * KEPMLOG_TEST_CA, RUN_TAG for its records) and resolves with how it ended; rejects when it
- * does not exit on its own within `limitMs` (the point of these tests).
+ * Starts test/fixtures/FILE as a job task of JOB_ID against `agent`'s broker (KEPMLOG_TEST_BROKER,
+ * KEPMLOG_TEST_CA, RUN_TAG for its records). Returns `{ child, line(), done }`: `line()` resolves
+ * with the child's next stdout line (e.g. its "ready" line, printed once its log calls have
+ * returned); `done` resolves with how it ended, and rejects when it does not exit within
+ * `limitMs` (a guard against a hang, not a measure).
  */
-function runNodeFixture(agent, jobId, file, tag, { nodeArgs = [], env = {}, limitMs = 60000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'fixtures', file)], {
-      env: {
-        ...process.env,
-        KEEPER_JOB_ID: jobId,
-        KEPMLOG_TEST_BROKER: `${agent.ready.broker_host}:${agent.ready.broker_port}`,
-        KEPMLOG_TEST_CA: agent.ready.ca,
-        RUN_TAG: tag,
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+function startNodeFixture(agent, jobId, file, tag, { nodeArgs = [], env = {}, limitMs = 60000 } = {}) {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'fixtures', file)], {
+    env: {
+      ...process.env,
+      KEEPER_JOB_ID: jobId,
+      KEPMLOG_TEST_BROKER: `${agent.ready.broker_host}:${agent.ready.broker_port}`,
+      KEPMLOG_TEST_CA: agent.ready.ca,
+      RUN_TAG: tag,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  const lines = [];
+  const lineWaiters = [];
+  let closed = false;
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  readline.createInterface({ input: child.stdout }).on('line', (l) => {
+    const w = lineWaiters.shift();
+    if (w) w.resolve(l);
+    else lines.push(l);
+  });
+  const done = new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${file} did not exit on its own within ${limitMs} ms; stderr: ${stderr}`));
     }, limitMs);
-    child.on('exit', (code, signal) => {
+    // 'close': the child has exited and its output is all read.
+    child.on('close', (code, signal) => {
+      closed = true;
       clearTimeout(timer);
+      for (const w of lineWaiters.splice(0)) w.reject(new Error(`${file} ended (${code ?? signal}) before the line; stderr: ${stderr}`));
       resolve({ code, signal, stdout, stderr, pid: child.pid });
     });
   });
+  const line = () =>
+    lines.length > 0
+      ? Promise.resolve(lines.shift())
+      : new Promise((resolve, reject) => {
+          if (closed) {
+            reject(new Error(`${file} has ended; stderr: ${stderr}`));
+            return;
+          }
+          lineWaiters.push({ resolve, reject });
+        });
+  // The caller may not wait for `done` before a line fails: keep it from being unhandled.
+  done.catch(() => {});
+  return { child, line, done };
 }
 
-module.exports = { DevAgent, repoRoot, devagentPath, runNodeFixture };
+/**
+ * Runs test/fixtures/FILE as a job task (see startNodeFixture) and resolves with how it ended;
+ * rejects when it does not exit on its own within `limitMs` (the point of these tests).
+ */
+function runNodeFixture(agent, jobId, file, tag, opts = {}) {
+  return startNodeFixture(agent, jobId, file, tag, opts).done;
+}
+
+module.exports = { DevAgent, repoRoot, devagentPath, runNodeFixture, startNodeFixture };
