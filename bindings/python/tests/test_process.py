@@ -52,7 +52,9 @@ for mode in ("flush", "exit"):
     if pid == 0:
         for i in range(100):
             log.info("Fork", "child-%s %d" % (mode, i))
-        print("child", mode, log.client_id, flush=True)
+        # One write per line: the two children run at once, and print() may write a line in
+        # pieces (unbuffered stdout, PYTHONUNBUFFERED), which would interleave them.
+        os.write(1, ("child %s %s\n" % (mode, log.client_id)).encode())
         if mode == "flush":
             # os._exit skips interpreter exit hooks: flush first
             os._exit(0 if log.flush(20) == 0 else 3)
