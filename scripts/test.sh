@@ -5,12 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TMPDIR=/tmp   # Mosquitto drops root and must read the devagent's temp files
+# Each step's start with the time so far: what the 45-minute CI budget is spent on.
+started=$SECONDS
+step() { echo "== $1 (at $((SECONDS - started)) s)"; }
 scripts/setup.sh
 
-echo "== imports: no two modules import each other"
+step "imports: no two modules import each other"
 python3 scripts/check-imports.py
 
-echo "== rust: fmt, clippy"
+step "rust: fmt, clippy"
 cargo fmt --all -- --check
 # The core's bridges (features log, tracing) are linted, built and tested with the whole
 # workspace: `-p kepmlog --features ...` would resolve the dependencies' features anew and
@@ -20,7 +23,7 @@ bridges=kepmlog/log,kepmlog/tracing
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --workspace --all-targets --features "$bridges" --locked -- -D warnings
 
-echo "== rust: tests"
+step "rust: tests"
 # The binaries first (the example tool, the CLI, the devagent): tests run them. Same features
 # as the tests, so the two share every artifact.
 cargo build --workspace --features "$bridges" --locked
@@ -35,11 +38,11 @@ export KEPMLOG_RUST_TESTED=1
 for suite in scripts/test-*.sh; do
   [ -e "$suite" ] || continue
   [ "$suite" = scripts/test-jobs.sh ] && continue
-  echo "== $(basename "$suite" .sh)"
+  step "$(basename "$suite" .sh)"
   bash "$suite"
 done
 if [ -e scripts/test-jobs.sh ]; then
-  echo "== test-jobs"
+  step "test-jobs"
   bash scripts/test-jobs.sh
 fi
-echo "== all suites passed"
+step "all suites passed"
