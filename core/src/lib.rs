@@ -12,6 +12,7 @@
 //! # Ok::<(), kepmlog::Error>(())
 //! ```
 
+mod at_exit;
 #[cfg(feature = "log")]
 mod bridge;
 mod error;
@@ -37,6 +38,7 @@ mod tls;
 mod tracing_layer;
 mod worker;
 
+pub use at_exit::flush_at_exit;
 #[cfg(feature = "log")]
 pub use bridge::LogBridge;
 pub use error::{Error, ErrorKind};

@@ -333,27 +333,11 @@ impl Drop for NativeLogger {
 pub fn flush_all_sync(timeout_ms: f64, shut_down_behind: Option<bool>) -> f64 {
     let deadline = Instant::now() + millis(timeout_ms);
     let live: Vec<Arc<Logger>> = lock(&LIVE).iter().filter_map(Weak::upgrade).collect();
-    let mut undelivered = 0u64;
-    let mut behind = Vec::new();
-    for logger in live {
-        if logger.is_shut_down() {
-            continue;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        // Only the count matters here: a denial or a give-up has no one to be thrown to at
-        // exit, and the core has already written it on stderr (its diagnostics).
-        if let Ok(outcome) = logger.flush_outcome(left) {
-            if outcome.undelivered > 0 {
-                undelivered += outcome.undelivered;
-                behind.push(logger);
-            }
-        }
-    }
-    if shut_down_behind.unwrap_or(true) {
-        for logger in behind {
-            let _ = logger.shutdown(Duration::ZERO);
-        }
-    }
+    let undelivered = kepmlog::flush_at_exit(
+        live.iter().map(Arc::as_ref),
+        deadline,
+        shut_down_behind.unwrap_or(true),
+    );
     let mut n = lock(&ORPHANS);
     while *n > 0 {
         let left = deadline.saturating_duration_since(Instant::now());
