@@ -47,6 +47,7 @@ mod stderr;
 pub use stderr::*;
 mod fork;
 pub use fork::*;
+mod at_exit;
 
 #[cfg(test)]
 mod tests;

@@ -291,6 +291,7 @@ pub(crate) fn live_loggers() -> &'static Mutex<HashSet<usize>> {
 
 pub(crate) fn make_logger(options: Options, out: *mut *mut kepmlog_logger) -> Result<(), Failure> {
     let inner = Logger::new(options)?;
+    crate::at_exit::register_once();
     let client_id = CString::new(inner.client_id()).unwrap_or_default();
     let handle = Box::into_raw(Box::new(kepmlog_logger { inner, client_id }));
     live_loggers()

@@ -578,6 +578,71 @@ static void test_fork(void) {
     kepmlog_options_free(&o);
 }
 
+/* The child's side of test_exit_hook: a tool that logs and ends with exit() (as returning from
+   main does) without kepmlog_shutdown or kepmlog_logger_free. `unreachable`: the broker is a
+   loopback port nothing listens on, and the child's stderr goes to `err_fd`. */
+static void exit_hook_child(int unreachable, int err_fd) {
+    kepmlog_options *o = NULL;
+    kepmlog_logger *log = NULL;
+    char msg[64];
+    int i;
+    if (kepmlog_options_new(&o) != KEPMLOG_OK || kepmlog_options_set_source(o, "ExitTool") != KEPMLOG_OK ||
+        kepmlog_options_set_job_id(o, JOB_ID) != KEPMLOG_OK || kepmlog_options_set_token(o, "CTest") != KEPMLOG_OK ||
+        kepmlog_options_set_ca_bundle(o, agent.ca) != KEPMLOG_OK)
+        _exit(2);
+    if (unreachable ? kepmlog_options_set_broker(o, "127.0.0.1", 1) != KEPMLOG_OK
+                    : kepmlog_options_set_api_base(o, agent.api_base) != KEPMLOG_OK)
+        _exit(3);
+    if (kepmlog_options_set_undelivered_to_stderr(o, false) != KEPMLOG_OK || kepmlog_logger_new(o, &log) != KEPMLOG_OK)
+        _exit(4);
+    for (i = 0; i < 200; i++) {
+        snprintf(msg, sizeof msg, "exit hook %d", i);
+        if (kepmlog_log(log, KEPMLOG_LEVEL_INFO, "ExitHook", msg) != KEPMLOG_OK) _exit(5);
+    }
+    if (err_fd >= 0 && dup2(err_fd, 2) < 0) _exit(6);
+    exit(0); /* not _exit: the C runtime's exit runs kepmlog's atexit handler */
+}
+
+/* A C tool that ends without kepmlog_shutdown still delivers what it logged: the first logger
+   registered an atexit handler that flushes every live logger (KEPMLOG_DEFAULT_CLOSE_TIMEOUT_MS)
+   and reports on stderr what it could not deliver. */
+static void test_exit_hook(void) {
+    size_t skip = da_count(&agent, "KeeperLogger"), got;
+    int status = -1, fds[2];
+    char err[4096];
+    ssize_t n, len = 0;
+    pid_t pid;
+    SECTION("exit hook");
+    if (getenv("KEPMLOG_TEST_NO_FORK")) {
+        printf("# skipped: KEPMLOG_TEST_NO_FORK\n");
+        return;
+    }
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) exit_hook_child(0, -1);
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "the child exited 0 without kepmlog_shutdown (wait status %d)", status);
+    got = da_wait_category(&agent, skip, "ExitHook", 200, 20000);
+    CHECK(got == 200, "broker received %zu of the 200 records logged before exit()", got);
+
+    /* Nothing can be delivered: the exit ends at the deadline, and stderr says how many. */
+    CHECK(pipe(fds) == 0, "pipe");
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        exit_hook_child(1, fds[1]);
+    }
+    close(fds[1]);
+    while (len < (ssize_t)sizeof err - 1 && (n = read(fds[0], err + len, sizeof err - 1 - (size_t)len)) > 0) len += n;
+    err[len < 0 ? 0 : len] = '\0';
+    close(fds[0]);
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "the child with no broker still exited 0 (wait status %d)", status);
+    CHECK(strstr(err, "kepmlog: 200 record(s) undelivered at exit") != NULL,
+          "stderr reports the undelivered records: %s", err);
+}
+
 int main(int argc, char **argv) {
     const char *vectors = argc > 1 ? argv[1] : "tests/vectors/records.json";
     const char *allow[] = {"KeeperLogger", "Jobs/vector-c/events", NULL};
@@ -598,6 +663,7 @@ int main(int argc, char **argv) {
     test_queue_full();
     test_threads(records);
     test_fork();
+    test_exit_hook();
     CHECK(da_stop(&agent) == 0, "devagent exited cleanly");
     printf("# kepmlog C tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
