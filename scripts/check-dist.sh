@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Prebuilt artifacts check (not named test-*.sh, so scripts/test.sh does not run it yet: from
-# cold it takes ~12 min, which the CI budget has no room for until dist.sh shares more of
-# test-cross.sh's builds; run it after scripts/test-cross.sh, whose Windows release builds
-# scripts/dist.sh reuses): runs scripts/dist.sh (Linux x86_64 and Windows), then checks
+# Prebuilt artifacts check (not named test-*.sh, so scripts/test.sh does not run it: from cold
+# it takes ~12 min for Linux x86_64 and Windows, ~24 min for every target, which the CI budget
+# has no room for until dist.sh shares more of the suites' builds; run it after
+# scripts/test-cross.sh, whose Windows release builds scripts/dist.sh reuses): runs
+# scripts/dist.sh (Linux x86_64 and Windows; with --all every target), then checks
 # what a user gets from dist/, on a PATH without cargo or rustc:
 #   - the manylinux wheel installs into a fresh venv (auditwheel show already passed in
 #     dist.sh) and delivers a record through a devagent;
@@ -14,8 +15,14 @@
 #   - the Windows wheel, SDK zip, CLI zip and npm package: their file lists and binary types;
 #     the C example built with MinGW against the extracted Windows SDK (static) and kepmlog.exe
 #     run under Wine; the CLI musl binary is static and delivers;
-#   - the sdist's file list; sha256sum -c SHA256SUMS.
+#   - the sdist's file list; sha256sum -c SHA256SUMS;
+#   - with --all (dist.sh --targets all): aarch64 Linux and both macOS targets, which cannot run
+#     here: every archive's file list and binary types, the dylib's install name, the npm
+#     packages' os/cpu/libc and their addons' N-API imports, the wheels' extension modules, the
+#     C example linked with zig against each macOS SDK, and the aarch64 CLI run under
+#     qemu-aarch64, delivering to the devagent.
 # Ends with a table: every artifact, its size and what checked it.
+#   scripts/check-dist.sh [--all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TMPDIR=/tmp   # Mosquitto drops root and must read the devagent's temp files
@@ -33,9 +40,25 @@ need_tools check-dist cc:gcc cmake:cmake make:make pkg-config:pkg-config go:gola
 cargo build -q --locked -p kepm-devagent
 devagent=$tdir/debug/kepm-devagent
 
+# Every target of dist.sh (--targets all) or the default two; the stage-2 targets (aarch64 Linux,
+# macOS) are checked by type, tags and symbols, and the aarch64 CLI runs under qemu.
+targets=default
+case ${1:-} in
+  "") ;;
+  --all) targets=all ;;
+  *) echo "usage: scripts/check-dist.sh [--all]" >&2; exit 2 ;;
+esac
+if [ "$targets" = all ]; then
+  need_tools check-dist qemu-aarch64:qemu-user /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross
+fi
+
 echo "== dist: scripts/dist.sh"
-scripts/dist.sh
+if [ "$targets" = all ]; then scripts/dist.sh --targets all; else scripts/dist.sh; fi
 lap "dist built"
+# zig (from dist.sh's venv) links the C example against the macOS SDKs, through cargo-zigbuild's
+# driver, which brings the libiconv stub zig's macOS SDK stubs lack (a Mac has the real one).
+zig_cc=("$tdir/zig-venv/bin/cargo-zigbuild" zig cc --)
+export CARGO_ZIGBUILD_PYTHON_PATH=$tdir/zig-venv/bin/python
 version=$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 wine_prefix "$tdir/wine-prefix"
 
@@ -49,6 +72,9 @@ cleanup() {
 trap cleanup EXIT
 
 # From here on, no Rust toolchain: PATH without the directories that hold cargo or rustc.
+# (The zig that stands in for a Mac's C compiler below needs the full one: cargo-zigbuild's
+# driver asks rustc for its target list.)
+full_path=$PATH
 clean=""
 IFS=: read -r -a dirs <<<"$PATH"
 for d in "${dirs[@]}"; do
@@ -302,13 +328,109 @@ node -e 'const p = require(process.argv[1]);
 grep -q "PE32+ executable (DLL).*x86-64" <<<"$(file -b "$work/package/kepmlog.win32-x64-gnu.node")" || fail "the Windows addon is not a 64-bit DLL"
 x86_64-w64-mingw32-objdump -p "$work/package/kepmlog.win32-x64-gnu.node" >"$work/addon.txt"
 grep -q 'DLL Name: node.exe' "$work/addon.txt" || fail "the Windows addon does not import N-API from node.exe"
-tar -xzOf "$dist/$main_tgz" package/package.json | node -e '
+platforms="linux-x64-gnu win32-x64-gnu"
+[ "$targets" != all ] || platforms+=" linux-arm64-gnu darwin-x64 darwin-arm64"
+tar -xzOf "$dist/$main_tgz" package/package.json | PLATFORMS=$platforms node -e '
   const p = JSON.parse(require("fs").readFileSync(0, "utf8"));
-  const want = { "kepmlog-linux-x64-gnu": p.version, "kepmlog-win32-x64-gnu": p.version };
-  if (JSON.stringify(p.optionalDependencies) !== JSON.stringify(want) || (p.scripts || {}).install) process.exit(1);' ||
-  fail "$main_tgz: optionalDependencies are not both platform packages, or it has an install script"
+  const want = process.env.PLATFORMS.split(" ").sort();
+  const got = Object.keys(p.optionalDependencies || {}).map((n) => n.replace(/^kepmlog-/, "")).sort();
+  const versions = Object.values(p.optionalDependencies || {}).every((v) => v === p.version);
+  if (JSON.stringify(got) !== JSON.stringify(want) || !versions || (p.scripts || {}).install) process.exit(1);' ||
+  fail "$main_tgz: optionalDependencies are not the platform packages $platforms, or it has an install script"
 note "$win_tgz" "file list, os/cpu/main; addon is a PE32+ DLL importing node.exe"
-note "$main_tgz" "optionalDependencies on both platform packages"
+note "$main_tgz" "optionalDependencies on every platform package ($platforms)"
+
+if [ "$targets" = all ]; then
+  echo "== dist: aarch64 Linux and macOS (types, tags, symbols; the aarch64 CLI under qemu)"
+  # stage2 TARGET ID ARCH_RE: the SDK, CLI, npm package and wheel of one target.
+  stage2() {
+    local t=$1 id=$2 type_re=$3 d=kepmlog-$version-$1 os cpu libc sdk_tgz cli_tgz npm_tgz whl
+    os=${id%%-*} cpu=${id#*-}; cpu=${cpu%%-*}; libc=""
+    [ "$os" = linux ] && libc=glibc
+    sdk_tgz=$(one "$d.tar.gz")
+    mkdir -p "$work/s2/$t"
+    tar -C "$work/s2/$t" -xzf "$dist/$sdk_tgz"
+    local shared=lib/libkepmlog.so.$version
+    [ "$os" = darwin ] && shared=lib/libkepmlog.0.dylib
+    for f in include/kepmlog.h include/kepmlog.hpp lib/libkepmlog.a "$shared" lib/pkgconfig/kepmlog.pc \
+      lib/pkgconfig/kepmlog-static.pc lib/cmake/kepmlog/kepmlog-config.cmake LICENSE README.md; do
+      [ -e "$work/s2/$t/$d/$f" ] || fail "$sdk_tgz has no $f"
+    done
+    grep -Eq "$type_re" <<<"$(file -b "$work/s2/$t/$d/$shared")" ||
+      fail "$sdk_tgz: $shared is $(file -b "$work/s2/$t/$d/$shared")"
+    if [ "$os" = darwin ]; then
+      grep -q '@rpath/libkepmlog.0.dylib' "$work/s2/$t/$d/$shared" || fail "$sdk_tgz: the dylib's install name is not @rpath/libkepmlog.0.dylib"
+      # The C example linked with zig against the extracted SDK, static and shared.
+      local zt=${t%%-*}-macos-none pc
+      for pc in kepmlog-static kepmlog; do
+        # shellcheck disable=SC2046
+        PATH=$full_path "${zig_cc[@]}" -target "$zt" -std=c99 -Wall -Wextra -Werror -O2 -o "$work/s2/$t/scanner-$pc" \
+          examples/c/secret_scanner.c \
+          $(PKG_CONFIG_LIBDIR="$work/s2/$t/$d/lib/pkgconfig" PKG_CONFIG_PATH="" pkg-config --cflags --libs $pc)
+        grep -q "Mach-O 64-bit.*executable" <<<"$(file -b "$work/s2/$t/scanner-$pc")" || fail "$t: the C example did not link ($pc)"
+      done
+      note "$sdk_tgz" "file list; Mach-O dylib with install name @rpath; C example linked with zig against it (static and shared)"
+    else
+      note "$sdk_tgz" "file list; ELF aarch64 shared library"
+    fi
+
+    cli_tgz=$(one "kepmlog-cli-$version-$t.tar.gz")
+    tar -C "$work/s2/$t" -xzf "$dist/$cli_tgz"
+    local cli=$work/s2/$t/kepmlog-cli-$version-$t/kepmlog
+    grep -Eq "$type_re" <<<"$(file -b "$cli")" || fail "$cli_tgz: kepmlog is $(file -b "$cli")"
+    [ -f "$(dirname "$cli")/LICENSE" ] || fail "$cli_tgz has no LICENSE"
+    if [ "$os" = linux ]; then
+      start_agent dist-arm
+      KEEPER_JOB_ID=dist-arm KEPMLOG_TOKEN=cli KEPMLOG_SOURCE=DistArm \
+        qemu-aarch64 -L /usr/aarch64-linux-gnu "$cli" --keeper-api-base "$api_base" \
+        log --level info --category Dist "delivered by the aarch64 CLI under qemu" ||
+        { stop_agent x; fail "the aarch64 CLI failed under qemu"; }
+      stop_agent 'aarch64 CLI'
+      expect "aarch64 CLI" DistArm "delivered by the aarch64 CLI under qemu" 'dist-arm_cli_[0-9]+'
+      note "$cli_tgz" "ELF aarch64; run under qemu-aarch64, delivered to the devagent"
+    else
+      note "$cli_tgz" "Mach-O executable ($cpu)"
+    fi
+
+    npm_tgz=$(one "kepmlog-$id-$version.tgz")
+    rm -rf "$work/package"
+    tar -C "$work" -xzf "$dist/$npm_tgz" package/package.json "package/kepmlog.$id.node"
+    ID=$id OS=$os CPU=$cpu LIBC=$libc node -e 'const p = require(process.argv[1]), e = process.env;
+      if (p.os.join() !== e.OS || p.cpu.join() !== e.CPU || (p.libc || []).join() !== e.LIBC
+        || p.main !== `kepmlog.${e.ID}.node`) process.exit(1);' "$work/package/package.json" ||
+      fail "$npm_tgz: package.json os/cpu/libc/main are wrong"
+    grep -Eq "$type_re" <<<"$(file -b "$work/package/kepmlog.$id.node")" ||
+      fail "$npm_tgz: the addon is $(file -b "$work/package/kepmlog.$id.node")"
+    # N-API comes from the node process that loads the addon (napi-rs looks its functions up
+    # there at load time): the addon names them and links no Node library.
+    strings "$work/package/kepmlog.$id.node" >"$work/s2/$t/addon-strings.txt"
+    grep -q 'napi_create_function' "$work/s2/$t/addon-strings.txt" ||
+      fail "$npm_tgz: the addon does not refer to N-API (napi_create_function)"
+    ! grep -q 'libnode' "$work/s2/$t/addon-strings.txt" || fail "$npm_tgz: the addon links a Node library"
+    note "$npm_tgz" "os/cpu/libc/main; the addon's type; N-API taken from the loading node"
+
+    case $t in
+      aarch64-unknown-linux-gnu) whl=$(one "kepmlog-$version-cp39-abi3-manylinux*_aarch64.whl") ;;
+      x86_64-apple-darwin) whl=$(one "kepmlog-$version-cp39-abi3-macosx_*_x86_64.whl") ;;
+      *) whl=$(one "kepmlog-$version-cp39-abi3-macosx_*_arm64.whl") ;;
+    esac
+    unzip -Z1 "$dist/$whl" >"$work/s2/$t/whl.txt"
+    list_has "$work/s2/$t/whl.txt" "$whl" kepmlog/__init__.py kepmlog/py.typed "kepmlog-$version.dist-info/WHEEL"
+    local ext
+    ext=$(grep -E '^kepmlog/_kepmlog.*\.so$' "$work/s2/$t/whl.txt") || fail "$whl has no extension module"
+    unzip -q -o "$dist/$whl" "$ext" -d "$work/s2/$t/whl"
+    grep -Eq "$type_re" <<<"$(file -b "$work/s2/$t/whl/$ext")" || fail "$whl: $ext is $(file -b "$work/s2/$t/whl/$ext")"
+    if [ "$os" = linux ]; then
+      note "$whl" "file list; the extension module's type; auditwheel show (dist.sh): manylinux_2_17"
+    else
+      note "$whl" "file list; the extension module's type"
+    fi
+  }
+  stage2 aarch64-unknown-linux-gnu linux-arm64-gnu 'ELF 64-bit LSB .*ARM aarch64'
+  stage2 x86_64-apple-darwin darwin-x64 'Mach-O 64-bit .*x86_64'
+  stage2 aarch64-apple-darwin darwin-arm64 'Mach-O 64-bit .*arm64'
+  lap "aarch64 Linux and macOS checked"
+fi
 
 echo "== dist: the sdist"
 sdist=$(one "kepmlog-$version.tar.gz")

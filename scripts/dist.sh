@@ -16,13 +16,20 @@
 #     kepmlog-win32-x64-gnu-V.tgz    npm platform package (os win32, cpu x64)
 #     kepmlog-V-x86_64-pc-windows-gnu.zip            C/C++/Go SDK (DLL, import library, .def)
 #     kepmlog-cli-V-x86_64-pc-windows-gnu.zip        kepmlog.exe
+#   aarch64-unknown-linux-gnu, x86_64-apple-darwin, aarch64-apple-darwin (cargo-zigbuild, zig;
+#   not run here: no such machine; checked by file type, tags and symbols in check-dist.sh)
+#     kepmlog-V-cp39-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64.whl  (maturin --zig,
+#         auditwheel show), kepmlog-V-cp39-abi3-macosx_10_12_x86_64.whl,
+#         kepmlog-V-cp39-abi3-macosx_11_0_arm64.whl
+#     kepmlog-linux-arm64-gnu-V.tgz, kepmlog-darwin-x64-V.tgz, kepmlog-darwin-arm64-V.tgz
+#     kepmlog-V-TARGET.tar.gz        C/C++/Go SDK (libkepmlog.a and libkepmlog.so / .dylib)
+#     kepmlog-cli-V-TARGET.tar.gz    the CLI (aarch64 Linux: glibc 2.17 and later)
 #   always
 #     kepmlog-V.tar.gz               the Python sdist (maturin sdist)
 #     kepmlog-V.tgz                  the main npm package (optionalDependencies on the
 #                                    platform packages of the targets built; no install script)
 #     SHA256SUMS
 #
-# aarch64-unknown-linux-gnu and the macOS targets are stage 2 of issue 12: refused for now.
 # Builds go to target/ (release, the profile scripts/cross.sh uses, so what
 # scripts/test-cross.sh built is reused); staging in target/dist-stage. scripts/check-dist.sh
 # checks the result.
@@ -35,21 +42,21 @@ stage=$tdir/dist-stage
 linux=x86_64-unknown-linux-gnu
 win=x86_64-pc-windows-gnu
 musl=x86_64-unknown-linux-musl
-supported=("$linux" "$win")
-stage2=(aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin)
+arm=aarch64-unknown-linux-gnu
+macs=(x86_64-apple-darwin aarch64-apple-darwin)
+supported=("$linux" "$win" "$arm" "${macs[@]}")
 # Pinned tool versions: zig and cargo-zigbuild as scripts/test-cross.sh (same venv).
 zig_pins=("ziglang==0.17.1" "cargo-zigbuild==0.24.1")
 dist_pins=("maturin==1.16.0" "auditwheel==6.8.2")
 node_win_version=20.20.2
-linux_packages="-p kepmlog-ffi -p kepmlog-node"
 # Shipped binaries need no debug info; also scripts/cross.sh's setting, so its builds are reused.
 export CARGO_PROFILE_RELEASE_DEBUG=0
 export CARGO_ZIGBUILD_CACHE_DIR=${CARGO_ZIGBUILD_CACHE_DIR:-$tdir/zigbuild-cache}
 
 die() { echo "dist: $*" >&2; exit 1; }
-usage() { echo "usage: scripts/dist.sh [--targets T1,T2,...] (supported: ${supported[*]})" >&2; exit 2; }
+usage() { echo "usage: scripts/dist.sh [--targets T1,T2,...|all] (supported: ${supported[*]}; default: $linux,$win)" >&2; exit 2; }
 
-targets=("${supported[@]}")
+targets=("$linux" "$win")
 while [ $# -gt 0 ]; do
   case $1 in
     --targets) [ $# -ge 2 ] || usage; IFS=, read -r -a targets <<<"$2"; shift 2 ;;
@@ -59,12 +66,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#targets[@]} -gt 0 ] || usage
+[ "${targets[*]}" != all ] || targets=("${supported[@]}")
 for t in "${targets[@]}"; do
   case " ${supported[*]} " in *" $t "*) continue ;; esac
-  case " ${stage2[*]} " in
-    *" $t "*) die "$t is not built yet (stage 2 of issue 12); supported now: ${supported[*]}" ;;
-  esac
-  die "unknown target $t (supported: ${supported[*]})"
+  die "unknown target $t (supported: ${supported[*]}, or all)"
 done
 want() { case " ${targets[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -72,6 +77,8 @@ echo "== dist: tools"
 . scripts/lib.sh
 specs=(make:make pkg-config:pkg-config npm:npm node:nodejs zip:zip objdump:binutils strip:binutils python3-venv)
 want "$win" && specs+=(x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 x86_64-w64-mingw32-dlltool:binutils-mingw-w64-x86-64)
+# This machine's binutils read x86 only: aarch64's strip and objdump for its libraries.
+want "$arm" && specs+=(aarch64-linux-gnu-strip:binutils-aarch64-linux-gnu)
 need_tools dist "${specs[@]}"
 
 version=$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
@@ -104,41 +111,55 @@ maturin=$dist_venv/bin/maturin
 rm -rf "$dist" "$stage"
 mkdir -p "$dist" "$stage"
 
-# Fails unless the shared object FILE needs glibc 2.17 at most (manylinux2014).
+# The binutils that read TARGET's binaries (this machine's read x86 only).
+binutil() { case $1 in aarch64-unknown-linux-gnu) echo "aarch64-linux-gnu-$2" ;; *) echo "$2" ;; esac; }
+
+# Fails unless the shared object FILE of TARGET needs glibc 2.17 at most (manylinux2014).
 glibc_max() {
   local max
-  max=$(objdump -T "$1" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
+  max=$("$(binutil "$2" objdump)" -T "$1" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
   [ -n "$max" ] || die "$1 has no versioned glibc symbols (objdump -T)"
   [ "$(printf '%s\n2.17\n' "$max" | sort -V | tail -n 1)" = 2.17 ] ||
     die "$1 needs glibc $max; it must run on glibc 2.17 (manylinux2014)"
 }
 
+# The kind of TARGET's OS: linux, macos or windows.
+os_kind() { case $1 in *-linux-*) echo linux ;; *-apple-*) echo macos ;; *) echo windows ;; esac; }
+
 # The SDK of one target from `make -C ffi install`, made relocatable, with LICENSE and README.
+# The Node addon (and, but for x86_64 Linux whose CLI is the static musl one, the CLI) is built
+# in the same cargo run: one feature resolution, the dependencies built once.
 sdk() {
-  local t=$1 kind=$2 name="kepmlog-$version-$1" dir
+  local t=$1 kind name="kepmlog-$version-$1" dir packages="-p kepmlog-ffi -p kepmlog-node"
+  kind=$(os_kind "$t")
   dir=$stage/sdk/$name
+  [ "$t" = "$linux" ] || packages+=" -p kepmlog-cli"
   echo "== dist $t: C/C++/Go SDK ($name)"
-  if [ "$kind" = linux ]; then
-    # Linked with zig against glibc 2.17, as the wheel and the Node addon: libkepmlog.so runs
-    # wherever manylinux2014 does (a build on this machine would need its own glibc).
-    # The Node addon in the same cargo run (one feature resolution, both built in parallel).
-    make -s -C ffi install TARGET="$linux.2.17" OUT="$tdir/$linux/release" STRIP=strip \
-      CARGO_BUILD="cargo zigbuild" CARGO_PACKAGES="$linux_packages" PREFIX="$dir"
-  else
-    make -s -C ffi install TARGET="$t" PREFIX="$dir" \
-      CARGO_PACKAGES="-p kepmlog-ffi -p kepmlog-cli -p secret-scanner"
-  fi
+  case $kind in
+    linux)
+      # Linked with zig against glibc 2.17, as the wheel: libkepmlog.so runs wherever
+      # manylinux2014 does (a build on this machine would need its own glibc).
+      make -s -C ffi install TARGET="$t.2.17" OUT="$tdir/$t/release" STRIP="$(binutil "$t" strip)" \
+        CARGO_BUILD="cargo zigbuild" CARGO_PACKAGES="$packages" PREFIX="$dir" ;;
+    macos)
+      make -s -C ffi install TARGET="$t" CARGO_BUILD="cargo zigbuild" CARGO_PACKAGES="$packages" \
+        PREFIX="$dir" ;;
+    windows)
+      # What scripts/cross.sh builds for scripts/test-cross.sh: found up to date there.
+      make -s -C ffi install TARGET="$t" PREFIX="$dir" \
+        CARGO_PACKAGES="-p kepmlog-ffi -p kepmlog-cli -p secret-scanner" ;;
+  esac
   sed -i 's|^prefix=.*|prefix=${pcfiledir}/../..|' "$dir"/lib/pkgconfig/*.pc
   if grep -rIl -- "$dir" "$dir" >/dev/null; then
     die "$name still names its build path in: $(grep -rIl -- "$dir" "$dir" | tr '\n' ' ')"
   fi
-  [ "$kind" != linux ] || glibc_max "$dir/lib/libkepmlog.so.$version"
+  [ "$kind" != linux ] || glibc_max "$dir/lib/libkepmlog.so.$version" "$t"
   cp LICENSE "$dir/LICENSE"
   sdk_readme "$t" "$kind" >"$dir/README.md"
-  if [ "$kind" = linux ]; then
-    tar -C "$stage/sdk" --owner=0 --group=0 -czf "$dist/$name.tar.gz" "$name"
-  else
+  if [ "$kind" = windows ]; then
     (cd "$stage/sdk" && zip -qr "$dist/$name.zip" "$name")
+  else
+    tar -C "$stage/sdk" --owner=0 --group=0 -czf "$dist/$name.tar.gz" "$name"
   fi
 }
 
@@ -156,7 +177,17 @@ can be moved anywhere: pkg-config and CMake find it relative to their own files.
 ## Link line
 
 EOF
-  if [ "$kind" = linux ]; then
+  if [ "$kind" = macos ]; then
+    cat <<EOF
+Built for macOS ${t%%-*} (cross-linked with zig; the dylib's install name is
+@rpath/libkepmlog.${version%%.*}.dylib).
+- static (one self-contained binary):
+  \`cc tool.c -I\$SDK/include \$SDK/lib/libkepmlog.a $libs\`
+  or \`PKG_CONFIG_PATH=\$SDK/lib/pkgconfig pkg-config --cflags --libs kepmlog-static\`
+- shared: \`cc tool.c -I\$SDK/include -DKEPMLOG_SHARED -L\$SDK/lib -lkepmlog -Wl,-rpath,\$SDK/lib\`
+  or \`pkg-config --cflags --libs kepmlog\`
+EOF
+  elif [ "$kind" = linux ]; then
     cat <<EOF
 Linked for glibc 2.17 and later (any manylinux2014 system).
 - static (one self-contained binary):
@@ -191,17 +222,18 @@ EOF
 
 # One npm platform package: package.json, the addon and a README, packed into dist/.
 node_platform() {
-  local id=$1 os=$2 libc=$3 addon=$4 dir=$stage/npm/kepmlog-$1
+  local id=$1 os=$2 libc=$3 addon=$4 cpu=${1#*-} dir=$stage/npm/kepmlog-$1
+  cpu=${cpu%%-*}
   echo "== dist: npm platform package kepmlog-$id"
   mkdir -p "$dir"
   cp "$addon" "$dir/kepmlog.$id.node"
-  ID=$id OS=$os LIBC=$libc VERSION=$version node -e '
+  ID=$id OS=$os CPU=$cpu LIBC=$libc VERSION=$version node -e '
     const e = process.env;
     const pkg = {
       name: `kepmlog-${e.ID}`, version: e.VERSION,
       description: `The prebuilt native addon of kepmlog for ${e.ID} (installed by the kepmlog package)`,
       license: "Apache-2.0", main: `kepmlog.${e.ID}.node`, files: [`kepmlog.${e.ID}.node`, "README.md"],
-      os: [e.OS], cpu: ["x64"], engines: { node: ">=18" },
+      os: [e.OS], cpu: [e.CPU], engines: { node: ">=18" },
     };
     if (e.LIBC) pkg.libc = [e.LIBC];
     process.stdout.write(JSON.stringify(pkg, null, 2) + "\n");' >"$dir/package.json"
@@ -212,47 +244,80 @@ node_platform() {
 
 node_packages=()
 
-if want "$linux"; then
-  sdk "$linux" linux
+# The npm platform package of a Linux or macOS target from the addon the SDK's build made.
+node_addon() {
+  local t=$1 id=$2 os=$3 libc=$4 lib
+  if [ "$os" = darwin ]; then
+    # Mach-O keeps its symbols: this machine's binutils cannot strip it.
+    lib=$tdir/$t/release/libkepmlog_node.dylib
+  else
+    lib=$stage/libkepmlog_node-$t.so
+    "$(binutil "$t" strip)" -g -o "$lib" "$tdir/$t/release/libkepmlog_node.so"
+    glibc_max "$lib" "$t"
+  fi
+  node_platform "$id" "$os" "$libc" "$lib"
+  node_packages+=("$id")
+}
 
-  echo "== dist $linux: Python wheel (manylinux2014, zig)"
+# kepmlog-cli-V-TARGET.tar.gz (.zip for Windows) holding the CLI binary BIN and LICENSE.
+cli_archive() {
+  local t=$1 bin=$2 name=kepmlog-cli-$version-$1
+  echo "== dist $t: CLI ($name)"
+  rm -rf "$stage/cli/$name"
+  mkdir -p "$stage/cli/$name"
+  install -m 755 "$bin" "$stage/cli/$name/"
+  cp LICENSE "$stage/cli/$name/"
+  if [ "$(os_kind "$t")" = windows ]; then
+    (cd "$stage/cli" && zip -qr "$dist/$name.zip" "$name")
+  else
+    tar -C "$stage/cli" --owner=0 --group=0 -czf "$dist/$name.tar.gz" "$name"
+  fi
+}
+
+# The abi3 wheel of a Linux or macOS target, linked with zig (manylinux2014 on Linux,
+# checked with auditwheel).
+wheel_zig() {
+  local t=$1 arch=${1%%-*} whl
+  echo "== dist $t: Python wheel (zig)"
   # A target dir of its own: maturin's zig flags (linker-plugin-lto) differ from
   # cargo-zigbuild's, and sharing one would rebuild the other's dependencies every time.
-  CARGO_TARGET_DIR=$tdir/wheel-zig "$maturin" build --quiet --release --locked --zig \
-    --compatibility manylinux2014 --target "$linux" -m bindings/python/Cargo.toml --out "$stage/wheels"
-  cp "$stage"/wheels/kepmlog-"$version"-cp39-abi3-manylinux*_x86_64.whl "$dist/"
-  "$dist_venv/bin/auditwheel" show "$dist"/kepmlog-"$version"-cp39-abi3-manylinux*_x86_64.whl |
-    tee "$stage/auditwheel.txt"
-  grep -q 'manylinux_2_17_x86_64' "$stage/auditwheel.txt" ||
-    die "auditwheel: the wheel is not manylinux2014 (manylinux_2_17) compliant"
+  if [ "$(os_kind "$t")" = linux ]; then
+    CARGO_TARGET_DIR=$tdir/wheel-zig "$maturin" build --quiet --release --locked --zig \
+      --compatibility manylinux2014 --target "$t" -m bindings/python/Cargo.toml --out "$stage/wheels"
+    whl=$(one_file "$stage/wheels/kepmlog-$version-cp39-abi3-manylinux*_$arch.whl")
+    "$dist_venv/bin/auditwheel" show "$whl" | tee "$stage/auditwheel-$t.txt"
+    grep -q "manylinux_2_17_$arch" "$stage/auditwheel-$t.txt" ||
+      die "auditwheel: the $t wheel is not manylinux2014 (manylinux_2_17) compliant"
+  else
+    CARGO_TARGET_DIR=$tdir/wheel-zig "$maturin" build --quiet --release --locked --zig \
+      --target "$t" -m bindings/python/Cargo.toml --out "$stage/wheels"
+    [ "$arch" = aarch64 ] && arch=arm64
+    whl=$(one_file "$stage/wheels/kepmlog-$version-cp39-abi3-macosx_*_$arch.whl")
+  fi
+  cp "$whl" "$dist/"
+}
 
-  echo "== dist $linux: Node addon"
-  # Built with the SDK's library (glibc 2.17): this only finds it up to date.
+# The one file matching GLOB; fails on none or several.
+one_file() {
+  local f
   # shellcheck disable=SC2086
-  cargo zigbuild -q --release --locked --target "$linux.2.17" $linux_packages
-  strip -g -o "$stage/libkepmlog_node.so" "$tdir/$linux/release/libkepmlog_node.so"
-  glibc_max "$stage/libkepmlog_node.so"
-  node_platform linux-x64-gnu linux glibc "$stage/libkepmlog_node.so"
-  node_packages+=(linux-x64-gnu)
+  set -- $1
+  [ $# -eq 1 ] && [ -e "$1" ] || die "expected one file, found: $*"
+  echo "$1"
+}
 
+if want "$linux"; then
+  sdk "$linux"
+  wheel_zig "$linux"
+  node_addon "$linux" linux-x64-gnu linux glibc
   echo "== dist: CLI for $musl (scripts/cross.sh)"
   scripts/cross.sh "$musl"
-  name=kepmlog-cli-$version-$musl
-  mkdir -p "$stage/cli/$name"
-  install -m 755 "$tdir/$musl/kepmlog-prefix/bin/kepmlog" "$stage/cli/$name/kepmlog"
-  cp LICENSE "$stage/cli/$name/"
-  tar -C "$stage/cli" --owner=0 --group=0 -czf "$dist/$name.tar.gz" "$name"
+  cli_archive "$musl" "$tdir/$musl/kepmlog-prefix/bin/kepmlog"
 fi
 
 if want "$win"; then
-  sdk "$win" windows
-
-  name=kepmlog-cli-$version-$win
-  echo "== dist $win: CLI ($name)"
-  mkdir -p "$stage/cli/$name"
-  install -m 755 "$tdir/$win/release/kepmlog.exe" "$stage/cli/$name/kepmlog.exe"
-  cp LICENSE "$stage/cli/$name/"
-  (cd "$stage/cli" && zip -qr "$dist/$name.zip" "$name")
+  sdk "$win"
+  cli_archive "$win" "$tdir/$win/release/kepmlog.exe"
 
   echo "== dist $win: Python wheel (win_amd64, MinGW)"
   "$maturin" build --quiet --release --locked --target "$win" -m bindings/python/Cargo.toml \
@@ -265,6 +330,21 @@ if want "$win"; then
   node_platform win32-x64-gnu win32 "" "$tdir/$win/release/kepmlog_node.dll"
   node_packages+=(win32-x64-gnu)
 fi
+
+# aarch64 Linux and macOS: SDK (with the addon and the CLI from the same build), npm platform
+# package, CLI archive, wheel. Nothing of them runs here; check-dist.sh checks their types.
+for t in "$arm" "${macs[@]}"; do
+  want "$t" || continue
+  sdk "$t"
+  case $t in
+    "$arm") id=linux-arm64-gnu os=linux libc=glibc ;;
+    x86_64-apple-darwin) id=darwin-x64 os=darwin libc="" ;;
+    *) id=darwin-arm64 os=darwin libc="" ;;
+  esac
+  node_addon "$t" "$id" "$os" "$libc"
+  cli_archive "$t" "$tdir/$t/release/kepmlog"
+  wheel_zig "$t"
+done
 
 echo "== dist: Python sdist"
 "$maturin" sdist -m bindings/python/Cargo.toml --out "$stage/sdist"
