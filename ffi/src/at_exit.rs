@@ -13,8 +13,8 @@
 use std::sync::Once;
 use std::time::Instant;
 
-use crate::kepmlog_logger;
-use crate::logger::live_loggers;
+use crate::registry::live_loggers;
+use crate::types::kepmlog_logger;
 
 /// Registers the handler once per process (called by every logger creation).
 pub(crate) fn register_once() {

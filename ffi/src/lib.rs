@@ -48,6 +48,7 @@ pub use stderr::*;
 mod fork;
 pub use fork::*;
 mod at_exit;
+mod registry;
 
 #[cfg(test)]
 mod tests;

@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use kepmlog_core::{Logger, Options, Outcome};
 
-use std::collections::HashSet;
 use std::ffi::CString;
-use std::sync::{Mutex, OnceLock};
 
 use crate::args::{args_arg, level_arg, opt_str_arg, str_arg};
+use crate::registry::live_loggers;
 use crate::status::kepmlog_status::*;
 use crate::status::{guard, kepmlog_status, Failure};
 use crate::types::{kepmlog_logger, kepmlog_logger_stats, kepmlog_options};
@@ -280,13 +279,6 @@ pub unsafe extern "C" fn kepmlog_logger_client_id(
         *out = l.client_id.as_ptr();
         Ok(())
     })
-}
-
-/// Addresses of live loggers, so that freeing a stale copy of a handle is refused instead of
-/// freeing twice (as far as the address has not been reused by a newer logger).
-pub(crate) fn live_loggers() -> &'static Mutex<HashSet<usize>> {
-    static LIVE: OnceLock<Mutex<HashSet<usize>>> = OnceLock::new();
-    LIVE.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
 pub(crate) fn make_logger(options: Options, out: *mut *mut kepmlog_logger) -> Result<(), Failure> {
