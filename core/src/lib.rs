@@ -22,6 +22,7 @@ pub mod identity;
 mod ledger;
 mod level;
 mod logger;
+mod member;
 #[cfg(any(feature = "log", feature = "tracing"))]
 mod on_worker;
 mod options;

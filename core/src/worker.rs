@@ -9,7 +9,6 @@
 //! each is a member with its own queue and counters, and the worker takes their records in
 //! turn, so a flooding logger cannot starve another.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
@@ -23,12 +22,14 @@ use tokio::time::Instant;
 use crate::fork;
 use crate::ledger::{Ledger, Tracked};
 use crate::level::Level;
+use crate::member::Member;
 use crate::packets::Incoming;
-use crate::queue::{Control, Item, Kind, MemberSpec, Settlements, Shared, Signal};
-use crate::record::{encode_ref, meta_ref, LOG_TOPIC};
+use crate::queue::{Control, Kind, Signal};
+use crate::record::LOG_TOPIC;
 use crate::session::Session;
 use crate::session_error::{reason_name, SessionError};
-use crate::{settings, text, tls};
+use crate::text::diag;
+use crate::{settings, tls};
 
 /// How often the worker looks around when nothing wakes it (drop reports, stop requests).
 const TICK: Duration = Duration::from_millis(100);
@@ -78,12 +79,6 @@ pub(crate) fn run(config: WorkerConfig, control: Receiver<Control>, signal: Arc<
         }
     }
     signal.set_finished();
-}
-
-fn diag(on: bool, msg: &str) {
-    if on {
-        eprintln!("kepmlog: {msg}");
-    }
 }
 
 async fn run_async(config: WorkerConfig, control: Receiver<Control>, signal: Arc<Signal>) {
@@ -156,145 +151,6 @@ async fn run_async(config: WorkerConfig, control: Receiver<Control>, signal: Arc
         }
     }
     worker.run().await;
-}
-
-/// A logger as the worker serves it.
-struct Member {
-    id: u64,
-    rx: Receiver<Item>,
-    shared: Arc<Shared>,
-    source: String,
-    event_topic: String,
-    event_topic_bytes: Bytes,
-    capacity: usize,
-    undelivered_to_stderr: bool,
-    settlements: Settlements,
-    /// The worker's own Warning records for this logger, waiting for a connection.
-    internal: VecDeque<Tracked>,
-    drops_reported: u64,
-    last_drop_report: Option<StdInstant>,
-    last_drop_stderr: Option<StdInstant>,
-    /// Its logger shut down: serve it until everything it accepted is settled or until then.
-    leaving: Option<StdInstant>,
-}
-
-impl Member {
-    fn new(spec: MemberSpec) -> Member {
-        Member {
-            id: spec.id,
-            rx: spec.rx,
-            shared: spec.shared,
-            event_topic_bytes: Bytes::from(spec.event_topic.clone().into_bytes()),
-            source: spec.source,
-            event_topic: spec.event_topic,
-            capacity: spec.capacity,
-            undelivered_to_stderr: spec.undelivered_to_stderr,
-            settlements: Settlements::default(),
-            internal: VecDeque::new(),
-            drops_reported: 0,
-            last_drop_report: None,
-            last_drop_stderr: None,
-            leaving: None,
-        }
-    }
-
-    /// Everything its logger accepted is settled.
-    fn all_settled(&self) -> bool {
-        let settled = self.shared.delivered.load(Ordering::SeqCst)
-            + self.shared.denied.load(Ordering::SeqCst)
-            + self.shared.failed.load(Ordering::SeqCst);
-        settled >= self.shared.reserved.load(Ordering::SeqCst)
-    }
-
-    fn push_internal(&mut self, next_seq: &mut u64, level: Level, message: &str) {
-        let Ok(meta) = meta_ref(level, &self.source, "kepmlog", message, "", "") else {
-            return;
-        };
-        let seq = *next_seq;
-        *next_seq += 1;
-        self.internal.push_back(Tracked {
-            seq,
-            index: None,
-            member: self.id,
-            kind: Kind::Log,
-            payload: encode_ref(&meta).into(),
-            at: std::time::SystemTime::now(),
-        });
-    }
-
-    /// The next record of this logger: its own Warning records first, then its queue.
-    fn next(&mut self, next_seq: &mut u64) -> Option<Tracked> {
-        if let Some(t) = self.internal.pop_front() {
-            return Some(t);
-        }
-        let item = self.rx.try_recv().ok()?;
-        let seq = *next_seq;
-        *next_seq += 1;
-        Some(Tracked {
-            seq,
-            index: Some(self.settlements.take()),
-            member: self.id,
-            kind: item.kind,
-            payload: item.payload,
-            at: item.at,
-        })
-    }
-
-    fn has_records(&self) -> bool {
-        !self.internal.is_empty() || !self.rx.is_empty()
-    }
-
-    fn fail(&mut self, index: u64) {
-        self.shared.failed.fetch_add(1, Ordering::SeqCst);
-        let low = self.settlements.settle(index);
-        self.shared.settled_low.store(low, Ordering::SeqCst);
-        self.shared.notify_settled(low);
-    }
-
-    /// The logger is gone or the worker ends: whatever it accepted and is not settled is
-    /// failed; say so once, and write those records to stderr (`in_ledger`: its records the
-    /// ledger still had, in the order they were logged).
-    fn close(self, diagnostics: bool, in_ledger: Vec<Tracked>) {
-        let Member {
-            rx,
-            shared,
-            source,
-            undelivered_to_stderr,
-            ..
-        } = self;
-        // Everything still queued was logged after what the ledger had.
-        let queued: Vec<Item> = rx.try_iter().collect();
-        // Dropping the receiver makes later sends fail (they give their reservation back),
-        // so the count below is final.
-        drop(rx);
-        let reserved = shared.reserved.load(Ordering::SeqCst);
-        let settled = shared.delivered.load(Ordering::SeqCst)
-            + shared.denied.load(Ordering::SeqCst)
-            + shared.failed.load(Ordering::SeqCst);
-        let left = reserved.saturating_sub(settled);
-        shared.failed.fetch_add(left, Ordering::SeqCst);
-        shared.info().failed_at_close = left;
-        if left > 0 {
-            let last = shared.info().last_error.clone().unwrap_or_default();
-            diag(
-                diagnostics,
-                &format!("shut down with {left} record(s) not delivered (last error: {last})"),
-            );
-            if undelivered_to_stderr {
-                let lines: Vec<String> = in_ledger
-                    .iter()
-                    .map(|t| (t.at, t.kind, &t.payload))
-                    .chain(queued.iter().map(|i| (i.at, i.kind, &i.payload)))
-                    .take(text::MAX_UNDELIVERED_LINES)
-                    .map(|(at, kind, payload)| text::payload_line(at, kind, &source, payload))
-                    .collect();
-                let printed = text::write_undelivered(&lines, left);
-                shared.printed.fetch_add(printed, Ordering::SeqCst);
-            }
-        }
-        shared.info().done = true;
-        shared.notify_progress();
-    }
 }
 
 struct Worker {
