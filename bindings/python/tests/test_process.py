@@ -54,7 +54,7 @@ for mode in ("flush", "exit"):
             log.info("Fork", "child-%s %d" % (mode, i))
         # One write per line: the two children run at once, and print() may write a line in
         # pieces (unbuffered stdout, PYTHONUNBUFFERED), which would interleave them.
-        os.write(1, ("child %s %s\n" % (mode, log.client_id)).encode())
+        os.write(1, ("child %s %s\\n" % (mode, log.client_id)).encode())
         if mode == "flush":
             # os._exit skips interpreter exit hooks: flush first
             os._exit(0 if log.flush(20) == 0 else 3)
