@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use crate::queue::Kind;
+use crate::item::Kind;
 
 /// Packet ids MQTT allows: 1..=65535.
 const ID_SPACE: usize = u16::MAX as usize;

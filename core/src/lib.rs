@@ -19,6 +19,7 @@ mod error;
 pub mod fork;
 mod hub;
 pub mod identity;
+mod item;
 mod ledger;
 mod level;
 mod logger;
@@ -33,6 +34,7 @@ pub mod record;
 mod session;
 mod session_error;
 mod settings;
+mod spool;
 mod text;
 mod tls;
 #[cfg(feature = "tracing")]
@@ -47,8 +49,9 @@ pub use level::Level;
 pub use logger::{Logger, Stats, MAX_EVENT_BYTES};
 pub use options::{
     check_broker, check_event_topic, check_queue_capacity, parse_broker, Fallback, Options,
-    Overflow, DEFAULT_API_BASE, DEFAULT_CLOSE_TIMEOUT, DEFAULT_QUEUE_CAPACITY, ENV_FALLBACK,
-    FALLBACK_BROKER_HOST, FALLBACK_BROKER_PORT,
+    Overflow, DEFAULT_API_BASE, DEFAULT_CLOSE_TIMEOUT, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_SPOOL_MAX_BYTES, ENV_FALLBACK, ENV_SPOOL_DIR, FALLBACK_BROKER_HOST,
+    FALLBACK_BROKER_PORT,
 };
 pub use outcome::Outcome;
 pub use record::{build_metadata, encode, MetaData};

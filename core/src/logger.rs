@@ -8,11 +8,13 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::hub::{self, Conn, Key};
 use crate::identity::{self, ENV_JOB_ID};
+use crate::item::{Item, Kind};
 use crate::level::Level;
-use crate::options::{self, Fallback, Options, Overflow};
+use crate::options::{self, Fallback, Options, Overflow, ENV_SPOOL_DIR};
 use crate::outcome::Outcome;
-use crate::queue::{Item, Kind, MemberSpec, Shared, Signal};
+use crate::queue::{MemberSpec, Shared, Signal};
 use crate::record::{encode_ref, meta_ref};
+use crate::spool::Spool;
 use crate::worker::WorkerConfig;
 use crate::{settings, text, tls};
 
@@ -38,6 +40,12 @@ pub struct Stats {
     pub printed: u64,
     /// Accepted and not yet settled (queued or in flight).
     pub pending: u64,
+    /// Records an earlier run of the job left in the spool, replayed by this logger before its
+    /// own (part of `accepted`).
+    pub recovered: u64,
+    /// Records the spool's cap removed from disk before they were delivered: still sent while
+    /// the process lives, but a crash would lose them.
+    pub spool_dropped: u64,
     /// Successful connections after the first one.
     pub reconnects: u64,
     pub connected: bool,
@@ -77,6 +85,8 @@ struct BrokerSink {
     conn: Mutex<Option<Arc<Conn>>>,
     signal: Arc<Signal>,
     member_id: u64,
+    /// Every accepted record is also written here before `log` returns (`Options::spool_dir`).
+    spool: Option<Arc<Spool>>,
 }
 
 /// The warning of `fallback = stderr` is printed once per process, however many loggers.
@@ -163,6 +173,33 @@ impl Logger {
         let (tx, rx) = crossbeam_channel::bounded(options.queue_capacity);
         let shared = Arc::new(Shared::default());
         let member_id = hub::next_member_id();
+        let spool = match options.spool_dir.clone().or_else(|| {
+            std::env::var_os(ENV_SPOOL_DIR)
+                .filter(|d| !d.is_empty())
+                .map(Into::into)
+        }) {
+            Some(dir) => Some(Arc::new(
+                Spool::open(&dir, &job_id, member_id, options.spool_max_bytes).map_err(
+                    |reason| Error::InvalidOption {
+                        option: "spool_dir",
+                        reason,
+                    },
+                )?,
+            )),
+            None => None,
+        };
+        // What earlier runs left: read here, so that it takes the first queue positions
+        // before any record of this logger (a flush's target counts positions).
+        let backlog = spool
+            .as_ref()
+            .map(|s| s.take_backlog().items)
+            .unwrap_or_default();
+        shared
+            .reserved
+            .store(backlog.len() as u64, Ordering::SeqCst);
+        shared
+            .recovered
+            .store(backlog.len() as u64, Ordering::SeqCst);
         let member = MemberSpec {
             id: member_id,
             rx,
@@ -171,6 +208,8 @@ impl Logger {
             event_topic: event_topic.clone(),
             capacity: options.queue_capacity,
             undelivered_to_stderr: options.undelivered_to_stderr,
+            spool: spool.clone(),
+            backlog,
         };
         let key = Key {
             client_id: client_id.clone(),
@@ -196,6 +235,7 @@ impl Logger {
                 conn: Mutex::new(Some(conn)),
                 signal,
                 member_id,
+                spool,
             }),
             shared,
             source,
@@ -355,7 +395,8 @@ impl Logger {
             return Err(Error::ShutDown);
         };
         self.shared.reserved.fetch_add(1, Ordering::SeqCst);
-        let sent = match self.overflow {
+        let (kind, payload) = (item.kind, item.payload.clone());
+        let send = || match self.overflow {
             Overflow::Drop => sink
                 .tx
                 .try_send(item)
@@ -364,6 +405,10 @@ impl Logger {
                 .tx
                 .send_timeout(item, timeout)
                 .map_err(|e| e.is_disconnected()),
+        };
+        let sent = match &sink.spool {
+            Some(spool) => spool.accept(kind, &payload, send),
+            None => send(),
         };
         match sent {
             Ok(()) => {
@@ -560,6 +605,12 @@ impl Logger {
             failed,
             printed,
             pending: accepted.saturating_sub(delivered + denied + failed),
+            recovered: self.shared.recovered.load(Ordering::SeqCst),
+            spool_dropped: self
+                .broker
+                .as_ref()
+                .and_then(|b| b.spool.as_ref())
+                .map_or(0, |s| s.dropped()),
             reconnects,
             connected,
             last_error: info.last_error.clone(),

@@ -10,10 +10,12 @@ use std::time::Instant as StdInstant;
 use bytes::Bytes;
 use crossbeam_channel::Receiver;
 
+use crate::item::{Item, Kind};
 use crate::ledger::Tracked;
 use crate::level::Level;
-use crate::queue::{Item, Kind, MemberSpec, Settlements, Shared};
+use crate::queue::{MemberSpec, Settlements, Shared};
 use crate::record::{encode_ref, meta_ref};
+use crate::spool::Spool;
 use crate::text::{self, diag};
 
 /// A logger as the worker serves it.
@@ -34,10 +36,19 @@ pub(crate) struct Member {
     pub(crate) last_drop_stderr: Option<StdInstant>,
     /// Its logger shut down: serve it until everything it accepted is settled or until then.
     pub(crate) leaving: Option<StdInstant>,
+    /// The logger's crash-safe spool, when it has one.
+    pub(crate) spool: Option<Arc<Spool>>,
+    /// What earlier runs of the job left in the spool: sent before the queue, taking the first
+    /// queue positions (`backlog_len` of them).
+    pub(crate) backlog: VecDeque<Item>,
+    pub(crate) backlog_len: u64,
+    /// Every backlog position is settled (the earlier runs' files are gone).
+    pub(crate) backlog_settled: bool,
 }
 
 impl Member {
     pub(crate) fn new(spec: MemberSpec) -> Member {
+        let backlog_len = spec.backlog.len() as u64;
         Member {
             id: spec.id,
             rx: spec.rx,
@@ -53,6 +64,10 @@ impl Member {
             last_drop_report: None,
             last_drop_stderr: None,
             leaving: None,
+            spool: spec.spool,
+            backlog: spec.backlog.into(),
+            backlog_len,
+            backlog_settled: backlog_len == 0,
         }
     }
 
@@ -80,12 +95,16 @@ impl Member {
         });
     }
 
-    /// The next record of this logger: its own Warning records first, then its queue.
+    /// The next record of this logger: its own Warning records first, then what earlier runs
+    /// left, then its queue.
     pub(crate) fn next(&mut self, next_seq: &mut u64) -> Option<Tracked> {
         if let Some(t) = self.internal.pop_front() {
             return Some(t);
         }
-        let item = self.rx.try_recv().ok()?;
+        let item = match self.backlog.pop_front() {
+            Some(item) => item,
+            None => self.rx.try_recv().ok()?,
+        };
         let seq = *next_seq;
         *next_seq += 1;
         Some(Tracked {
@@ -99,32 +118,59 @@ impl Member {
     }
 
     pub(crate) fn has_records(&self) -> bool {
-        !self.internal.is_empty() || !self.rx.is_empty()
+        !self.internal.is_empty() || !self.backlog.is_empty() || !self.rx.is_empty()
     }
 
     pub(crate) fn fail(&mut self, index: u64) {
         self.shared.failed.fetch_add(1, Ordering::SeqCst);
-        let low = self.settlements.settle(index);
+        self.settlements.settle(index);
+        self.publish_low();
+    }
+
+    /// Makes the lowest unsettled position known: to flush waiters, and to the spool, whose
+    /// own records start after the backlog's positions.
+    pub(crate) fn publish_low(&mut self) {
+        let low = self.settlements.low();
+        if self.shared.settled_low.load(Ordering::Relaxed) == low {
+            return;
+        }
         self.shared.settled_low.store(low, Ordering::SeqCst);
         self.shared.notify_settled(low);
+        if let Some(spool) = &self.spool {
+            if low >= self.backlog_len {
+                if !self.backlog_settled {
+                    spool.backlog_settled();
+                    self.backlog_settled = true;
+                }
+                spool.settled(low - self.backlog_len);
+            }
+        }
     }
 
     /// The logger is gone or the worker ends: whatever it accepted and is not settled is
     /// failed; say so once, and write those records to stderr (`in_ledger`: its records the
     /// ledger still had, in the order they were logged).
     pub(crate) fn close(self, diagnostics: bool, in_ledger: Vec<Tracked>) {
+        let low = self.settlements.low();
         let Member {
             rx,
             shared,
             source,
             undelivered_to_stderr,
+            spool,
+            backlog,
+            backlog_len,
             ..
         } = self;
         // Everything still queued was logged after what the ledger had.
-        let queued: Vec<Item> = rx.try_iter().collect();
+        let queued: Vec<Item> = backlog.into_iter().chain(rx.try_iter()).collect();
         // Dropping the receiver makes later sends fail (they give their reservation back),
-        // so the count below is final.
+        // so the count below is final, and no caller holds the spool waiting for room.
         drop(rx);
+        if let Some(spool) = spool {
+            // What is not settled stays in the spool (given up here, replayed by the next run).
+            spool.close(low.saturating_sub(backlog_len), low >= backlog_len);
+        }
         let reserved = shared.reserved.load(Ordering::SeqCst);
         let settled = shared.delivered.load(Ordering::SeqCst)
             + shared.denied.load(Ordering::SeqCst)

@@ -90,6 +90,10 @@ pub enum Overflow {
 
 /// The environment variable read for [`Options::fallback`] when it is not set explicitly.
 pub const ENV_FALLBACK: &str = "KEPMLOG_FALLBACK";
+/// Environment variable naming the spool directory when `Options::spool_dir` is not set.
+pub const ENV_SPOOL_DIR: &str = "KEPMLOG_SPOOL_DIR";
+/// What a job's spool may hold on disk by default, over all its runs.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What creating a logger does when the job context is missing (no job id: `KEEPER_JOB_ID`
 /// is not set and none was given).
@@ -200,6 +204,15 @@ pub struct Options {
     /// At shutdown (or drop), write the records still unacknowledged at the deadline to
     /// stderr as text lines (the first 1,000, then a count of the rest). Default true.
     pub undelivered_to_stderr: bool,
+    /// The crash-safe spool: every accepted record is also written to a file in this
+    /// directory (in a subdirectory per job) before the log call returns, and what a killed
+    /// or cut-off run of the job did not deliver is replayed by its next run. Default: the
+    /// `KEPMLOG_SPOOL_DIR` environment variable, else none (no spool). The directory must be
+    /// this user's and writable by nobody else; it is created (0700) when missing.
+    pub spool_dir: Option<PathBuf>,
+    /// What a job's spool may hold on disk, over all its runs; beyond it the oldest records
+    /// leave the disk (counted in `Stats::spool_dropped`). Default 64 MiB.
+    pub spool_max_bytes: u64,
 }
 
 impl Options {
@@ -279,6 +292,14 @@ impl Options {
         self.undelivered_to_stderr = on;
         self
     }
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
+        self.spool_max_bytes = bytes;
+        self
+    }
 }
 
 impl Default for Options {
@@ -301,6 +322,8 @@ impl Default for Options {
             stderr_diagnostics: true,
             fallback: None,
             undelivered_to_stderr: true,
+            spool_dir: None,
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
         }
     }
 }

@@ -12,22 +12,10 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crossbeam_channel::Receiver;
 
-/// A queued publish: the payload is final, built on the caller's thread.
-pub(crate) struct Item {
-    pub kind: Kind,
-    pub payload: Bytes,
-    /// When it was logged: the time of its stderr line should it never be delivered.
-    pub at: std::time::SystemTime,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Log,
-    Event,
-}
+use crate::item::Item;
+use crate::spool::Spool;
 
 /// One logger, as its worker serves it: its own queue, counters and names. Sent to the
 /// worker of its connection when the logger is created.
@@ -40,6 +28,10 @@ pub(crate) struct MemberSpec {
     pub capacity: usize,
     /// Write what is still undelivered when the logger is let go to stderr.
     pub undelivered_to_stderr: bool,
+    /// The logger's crash-safe spool, when it has one.
+    pub spool: Option<std::sync::Arc<Spool>>,
+    /// What earlier runs of the job left in the spool, to send before the queue.
+    pub backlog: Vec<Item>,
 }
 
 /// What loggers tell the worker they share.
@@ -111,6 +103,9 @@ pub(crate) struct Shared {
     pub failed: AtomicU64,
     /// Records written to stderr as text lines (see `Stats::printed`).
     pub printed: AtomicU64,
+    /// Records an earlier run of the job left in the spool, taken into this logger's queue
+    /// (and counted in `reserved`).
+    pub recovered: AtomicU64,
     /// Every accepted record whose queue position is below this is settled.
     pub settled_low: AtomicU64,
     pub info: Mutex<Info>,

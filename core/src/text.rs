@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 
 use serde::Deserialize;
 
+use crate::item::Kind;
 use crate::level::Level;
-use crate::queue::Kind;
 use crate::record::{MetaData, MetaRef};
 
 /// At most this many undelivered records are written at shutdown; the rest are counted.

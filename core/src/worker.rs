@@ -20,11 +20,12 @@ use rustls::ClientConfig;
 use tokio::time::Instant;
 
 use crate::fork;
+use crate::item::Kind;
 use crate::ledger::{Ledger, Tracked};
 use crate::level::Level;
 use crate::member::Member;
 use crate::packets::Incoming;
-use crate::queue::{Control, Kind, Signal};
+use crate::queue::{Control, Signal};
 use crate::record::LOG_TOPIC;
 use crate::session::Session;
 use crate::session_error::{reason_name, SessionError};
@@ -235,10 +236,12 @@ impl Worker {
         loop {
             match self.control.try_recv() {
                 Ok(Control::Attach(spec)) => {
-                    let member = Member::new(spec);
+                    let mut member = Member::new(spec);
                     if self.port != 0 {
                         member.shared.info().broker = Some(format!("{}:{}", self.host, self.port));
                     }
+                    // What the spool recovered is said before the recovered records go out.
+                    self.report_spool(&mut member);
                     self.members.push(member);
                 }
                 Ok(Control::Detach { id, deadline }) => {
@@ -445,12 +448,8 @@ impl Worker {
                 }
             }
         }
-        for m in &self.members {
-            let low = m.settlements.low();
-            if m.shared.settled_low.load(Ordering::Relaxed) != low {
-                m.shared.settled_low.store(low, Ordering::SeqCst);
-                m.shared.notify_settled(low);
-            }
+        for m in &mut self.members {
+            m.publish_low();
         }
         lost
     }
@@ -518,6 +517,11 @@ impl Worker {
     /// Once a second at most per logger: one Warning record saying how many records its full
     /// queue dropped.
     fn report_drops(&mut self) {
+        let mut members = std::mem::take(&mut self.members);
+        for m in &mut members {
+            self.report_spool(m);
+        }
+        self.members = members;
         for m in &mut self.members {
             let dropped = m.shared.dropped.load(Ordering::SeqCst);
             if dropped <= m.drops_reported {
@@ -543,6 +547,18 @@ impl Worker {
                 m.last_drop_stderr = Some(StdInstant::now());
             }
             m.push_internal(&mut self.next_seq, Level::Warning, &msg);
+        }
+    }
+
+    /// The spool's news (records recovered, damage, its cap reached, a write failing): one
+    /// diagnostic line and one Warning record each.
+    fn report_spool(&mut self, m: &mut Member) {
+        let Some(spool) = m.spool.clone() else {
+            return;
+        };
+        for note in spool.take_reports() {
+            diag(self.diagnostics, &note);
+            m.push_internal(&mut self.next_seq, Level::Warning, &note);
         }
     }
 
