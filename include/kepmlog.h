@@ -688,6 +688,39 @@ KEPMLOG_API void kepmlog_fork_parent(void);
  */
 KEPMLOG_API void kepmlog_fork_child(void);
 
+/**
+ * The crash-safe spool: every accepted record is also written to a file under this directory
+ * (one subdirectory per job) before the log call returns, and what a killed run, or one whose
+ * broker never came up, did not deliver is sent by the job's next run, before its own records
+ * and with the records' original Ids. Unset: the `KEPMLOG_SPOOL_DIR` environment variable,
+ * else no spool. The directory must belong to this user and be writable by nobody else; it is
+ * created (0700) when missing, and `kepmlog_logger_new` fails with
+ * `KEPMLOG_ERR_INVALID_ARGUMENT`, naming the fix, when it is not private.
+ *
+ * # Safety
+ * `options` is a live options handle (or NULL); `path` is NULL or a NUL-terminated string.
+ * The string is copied.
+ */
+KEPMLOG_MUST_USE
+KEPMLOG_API
+enum kepmlog_status kepmlog_options_set_spool_dir(struct kepmlog_options *options,
+                                                  const char *path);
+
+/**
+ * The spool's counters: `*recovered`, records an earlier run of the job left that this logger
+ * sent first (part of `accepted`); `*spool_dropped`, records the spool's cap removed from disk
+ * before they were delivered (still sent while the process lives; a crash would lose them).
+ * Either pointer may be NULL. Both 0 without a spool.
+ *
+ * # Safety
+ * `logger` is NULL or a live logger; `recovered` and `spool_dropped` are NULL or writable.
+ */
+KEPMLOG_MUST_USE
+KEPMLOG_API
+enum kepmlog_status kepmlog_logger_spool_counts(const struct kepmlog_logger *logger,
+                                                uint64_t *recovered,
+                                                uint64_t *spool_dropped);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

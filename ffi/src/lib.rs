@@ -47,6 +47,8 @@ mod stderr;
 pub use stderr::*;
 mod fork;
 pub use fork::*;
+mod spool;
+pub use spool::*;
 mod at_exit;
 mod registry;
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <kepmlog.h>
@@ -643,6 +644,52 @@ static void test_exit_hook(void) {
           "stderr reports the undelivered records: %s", err);
 }
 
+/* The crash-safe spool through the C ABI: a run whose broker never answers leaves its records
+   on disk; the next run of the job sends them first (kepmlog_logger_spool_counts). A spool
+   directory other users can write is refused, naming the fix. */
+static void test_spool(void) {
+    char dir[] = "/tmp/kepmlog-c-spool-XXXXXX";
+    char spool[64];
+    kepmlog_options *o = NULL;
+    kepmlog_logger *log = NULL;
+    uint64_t undelivered = 0, recovered = 0, dropped = 1;
+    size_t skip = da_count(&agent, "KeeperLogger"), got;
+    int i;
+    SECTION("spool");
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(spool, sizeof spool, "%s/spool", dir);
+
+    o = agent_options("SpoolC");
+    CHECK_STATUS(kepmlog_options_set_broker(o, "127.0.0.1", 1), KEPMLOG_OK); /* nothing listens */
+    CHECK_STATUS(kepmlog_options_set_spool_dir(o, spool), KEPMLOG_OK);
+    CHECK_STATUS(kepmlog_options_set_undelivered_to_stderr(o, false), KEPMLOG_OK);
+    CHECK_STATUS(kepmlog_logger_new(o, &log), KEPMLOG_OK);
+    for (i = 0; i < 20; i++) CHECK_STATUS(kepmlog_log(log, KEPMLOG_LEVEL_INFO, "SpoolC", "spooled"), KEPMLOG_OK);
+    CHECK_STATUS(kepmlog_shutdown(log, 300, &undelivered), KEPMLOG_ERR_TIMEOUT);
+    CHECK(undelivered == 20, "20 undelivered at the deadline, got %" PRIu64, undelivered);
+    kepmlog_logger_free(&log);
+    kepmlog_options_free(&o);
+
+    o = agent_options("SpoolC");
+    CHECK_STATUS(kepmlog_options_set_spool_dir(o, spool), KEPMLOG_OK);
+    CHECK_STATUS(kepmlog_logger_new(o, &log), KEPMLOG_OK);
+    CHECK_STATUS(kepmlog_logger_spool_counts(log, &recovered, &dropped), KEPMLOG_OK);
+    CHECK(recovered == 20 && dropped == 0, "recovered %" PRIu64 ", dropped %" PRIu64, recovered, dropped);
+    CHECK_STATUS(kepmlog_log(log, KEPMLOG_LEVEL_INFO, "SpoolC", "second run"), KEPMLOG_OK);
+    CHECK_STATUS(kepmlog_shutdown(log, 20000, &undelivered), KEPMLOG_OK);
+    CHECK_STATUS(kepmlog_logger_spool_counts(NULL, &recovered, NULL), KEPMLOG_ERR_NULL_ARGUMENT);
+    kepmlog_logger_free(&log);
+    got = da_wait_category(&agent, skip, "SpoolC", 21, 20000);
+    CHECK(got == 21, "broker received %zu of the 20 spooled records and the second run's", got);
+
+    CHECK(chmod(dir, 0777) == 0, "chmod");
+    snprintf(spool, sizeof spool, "%s", dir);
+    CHECK_STATUS(kepmlog_options_set_spool_dir(o, spool), KEPMLOG_OK);
+    CHECK_STATUS(kepmlog_logger_new(o, &log), KEPMLOG_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(kepmlog_last_error(), "chmod 700") != NULL, "the error names the fix: %s", kepmlog_last_error());
+    kepmlog_options_free(&o);
+}
+
 int main(int argc, char **argv) {
     const char *vectors = argc > 1 ? argv[1] : "tests/vectors/records.json";
     const char *allow[] = {"KeeperLogger", "Jobs/vector-c/events", NULL};
@@ -664,6 +711,7 @@ int main(int argc, char **argv) {
     test_threads(records);
     test_fork();
     test_exit_hook();
+    test_spool();
     CHECK(da_stop(&agent) == 0, "devagent exited cleanly");
     printf("# kepmlog C tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
