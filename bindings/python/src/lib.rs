@@ -297,7 +297,7 @@ impl NativeLogger {
     #[pyo3(signature = (
         source, default_category, job_id, token, api_base, ca_bundle, broker,
         queue_capacity, overflow, block_timeout, event_topic, args, exit_timeout, diagnostics,
-        fallback = None, undelivered_to_stderr = true
+        fallback = None, undelivered_to_stderr = true, spool_dir = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -318,6 +318,7 @@ impl NativeLogger {
         diagnostics: bool,
         fallback: Option<String>,
         undelivered_to_stderr: bool,
+        spool_dir: Option<String>,
     ) -> PyResult<NativeLogger> {
         let core = |e: Error| to_py_err(py, &e);
         // A negative capacity is refused by the core like 0 is ("at least 1").
@@ -342,6 +343,7 @@ impl NativeLogger {
         options.token = token;
         options.api_base = api_base;
         options.ca_bundle = ca_bundle.map(Into::into);
+        options.spool_dir = spool_dir.map(Into::into);
         options.broker = broker.map(|b| broker_option(py, &b)).transpose()?;
         options.event_topic = event_topic;
         options.args = args;
@@ -471,6 +473,8 @@ impl NativeLogger {
         d.set_item("failed", s.failed)?;
         d.set_item("printed", s.printed)?;
         d.set_item("pending", s.pending)?;
+        d.set_item("recovered", s.recovered)?;
+        d.set_item("spool_dropped", s.spool_dropped)?;
         d.set_item("reconnects", s.reconnects)?;
         d.set_item("connected", s.connected)?;
         d.set_item("last_error", s.last_error)?;

@@ -29,6 +29,7 @@ class NativeLogger:
         diagnostics: bool,
         fallback: Optional[str] = None,
         undelivered_to_stderr: bool = True,
+        spool_dir: Optional[str] = None,
     ) -> None: ...
     def log(
         self, level: int, category: str, message: str, correlation_id: str, context: str

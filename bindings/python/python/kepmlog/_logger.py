@@ -156,6 +156,11 @@ class Logger:
             ``"error"``.
         undelivered_to_stderr: at shutdown (or exit), write the records still undelivered at
             the deadline to stderr as text lines (the first 1,000, then a count). Default True.
+        spool_dir: the crash-safe spool: every accepted record is also written to a file under
+            this directory before the log call returns, and what a killed run, or one whose
+            broker never came up, did not deliver is sent by the job's next run. Default:
+            ``KEPMLOG_SPOOL_DIR``, else no spool. It must be this user's and writable by nobody
+            else (created 0700 when missing).
         args: process arguments to read ``--keeper-api-base`` from (default ``sys.argv``).
     """
 
@@ -180,6 +185,7 @@ class Logger:
         args: Optional[Sequence[str]] = None,
         fallback: Optional[str] = None,
         undelivered_to_stderr: bool = True,
+        spool_dir: Union[str, "os.PathLike[str]", None] = None,
     ) -> None:
         # Types only: the values (capacity, overflow name, broker, topics) are the core's to
         # check, so its messages are the same in every binding.
@@ -211,6 +217,7 @@ class Logger:
             diagnostics=bool(diagnostics),
             fallback=fallback,
             undelivered_to_stderr=bool(undelivered_to_stderr),
+            spool_dir=None if spool_dir is None else os.fspath(spool_dir),
         )
         self._native = _new_native(self._config)
         with _live_lock:
@@ -306,10 +313,13 @@ class Logger:
 
     def stats(self) -> "dict[str, Any]":
         """Counters: accepted, delivered, dropped, denied, failed, printed, pending,
-        reconnects, connected, last_error, broker, client_id. ``accepted = delivered + denied
-        + failed + pending``. ``printed``: records written to stderr as text lines (every
-        record with ``fallback="stderr"`` and no job id, none of them ``accepted``; else those
-        undelivered at shutdown, also counted in ``failed``)."""
+        recovered, spool_dropped, reconnects, connected, last_error, broker, client_id.
+        ``accepted = delivered + denied + failed + pending``. ``printed``: records written to
+        stderr as text lines (every record with ``fallback="stderr"`` and no job id, none of
+        them ``accepted``; else those undelivered at shutdown, also counted in ``failed``).
+        ``recovered``: records an earlier run of the job left in the spool, sent by this logger
+        first (part of ``accepted``); ``spool_dropped``: records the spool's cap removed from
+        disk before they were delivered."""
         return self._native.stats()
 
     @property
