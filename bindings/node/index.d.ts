@@ -101,6 +101,13 @@ export interface LoggerOptions {
   fallback?: 'error' | 'stderr';
   /** At shutdown (and exit), write the records still undelivered at the deadline to stderr as text lines. Default true. */
   undeliveredToStderr?: boolean;
+  /**
+   * The crash-safe spool: every accepted record is also written to a file under this directory
+   * before the log call returns, and what a killed run, or one whose broker never came up, did
+   * not deliver is sent by the job's next run. Default: KEPMLOG_SPOOL_DIR, else no spool. It
+   * must be this user's and writable by nobody else (created 0700 when missing).
+   */
+  spoolDir?: string;
 }
 
 export interface LogOptions {
@@ -128,6 +135,10 @@ export interface Stats {
   printed: number;
   /** Accepted and not yet settled. */
   pending: number;
+  /** Records an earlier run of the job left in the spool, sent by this logger first (part of accepted). */
+  recovered: number;
+  /** Records the spool's cap removed from disk before they were delivered (a crash would lose them). */
+  spoolDropped: number;
   reconnects: number;
   connected: boolean;
   lastError: string | null;

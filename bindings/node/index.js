@@ -170,7 +170,7 @@ function toLevel(level) {
   throw new TypeError(`kepmlog: level must be a level name or a number 0..5, got ${describe(level)}`);
 }
 
-const STRING_OPTIONS = ['source', 'defaultCategory', 'jobId', 'token', 'apiBase', 'caBundle', 'eventTopic'];
+const STRING_OPTIONS = ['source', 'defaultCategory', 'jobId', 'token', 'apiBase', 'caBundle', 'eventTopic', 'spoolDir'];
 const KNOWN_OPTIONS = new Set([
   ...STRING_OPTIONS,
   'broker',
@@ -559,6 +559,8 @@ class Logger {
       failed: s.failed,
       printed: s.printed,
       pending: s.pending,
+      recovered: s.recovered,
+      spoolDropped: s.spool_dropped,
       reconnects: s.reconnects,
       connected: s.connected,
       lastError: s.last_error,

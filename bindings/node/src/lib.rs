@@ -41,6 +41,7 @@ pub struct NativeOptions {
     /// `"error"` or `"stderr"`; unset: `KEPMLOG_FALLBACK`, else error.
     pub fallback: Option<String>,
     pub undelivered_to_stderr: Option<bool>,
+    pub spool_dir: Option<String>,
 }
 
 /// Loggers alive in this process, for the exit-time flush.
@@ -161,6 +162,7 @@ fn build_options(o: NativeOptions) -> Result<Options, Error> {
     if let Some(on) = o.undelivered_to_stderr {
         opts.undelivered_to_stderr = on;
     }
+    opts.spool_dir = o.spool_dir.map(Into::into);
     Ok(opts)
 }
 
