@@ -167,6 +167,12 @@ type Options struct {
 	// NoUndeliveredToStderr keeps Shutdown/Close from writing the records still undelivered
 	// at their deadline to stderr as text lines (written by default).
 	NoUndeliveredToStderr bool
+	// SpoolDir turns on the crash-safe spool: every accepted record is also written to a file
+	// under this directory before the log call returns, and what a killed run, or one whose
+	// broker never came up, did not deliver is sent by the job's next run. Default: the
+	// KEPMLOG_SPOOL_DIR environment variable, else no spool. The directory must be this
+	// user's and writable by nobody else (created 0700 when missing).
+	SpoolDir string
 }
 
 // Fallback is what New does when there is no job id (Options.Fallback).
@@ -187,6 +193,10 @@ type Stats struct {
 	// FallbackStderr and no job id every one (none is then Accepted); otherwise the
 	// undelivered ones written at shutdown (also counted in Failed).
 	Printed uint64
+	// Recovered counts records an earlier run of the job left in the spool, sent by this
+	// logger first (part of Accepted); SpoolDropped, records the spool's cap removed from disk
+	// before they were delivered (a crash would lose them). Both 0 without Options.SpoolDir.
+	Recovered, SpoolDropped uint64
 }
 
 // Logger is safe for concurrent use by many goroutines.
@@ -328,6 +338,13 @@ func New(opts Options) (*Logger, error) {
 	}
 	if opts.NoUndeliveredToStderr {
 		if err := call(func() C.enum_kepmlog_status { return C.kepmlog_options_set_undelivered_to_stderr(o, false) }); err != nil {
+			return nil, err
+		}
+	}
+	if opts.SpoolDir != "" {
+		dir := C.CString(opts.SpoolDir)
+		defer C.free(unsafe.Pointer(dir))
+		if err := call(func() C.enum_kepmlog_status { return C.kepmlog_options_set_spool_dir(o, dir) }); err != nil {
 			return nil, err
 		}
 	}
@@ -521,9 +538,12 @@ func (l *Logger) free() {
 // Stats returns the logger's counters (also after Shutdown; ErrShutDown after Close).
 func (l *Logger) Stats() (Stats, error) {
 	var st C.kepmlog_logger_stats
-	var printed C.uint64_t
+	var printed, recovered, spoolDropped C.uint64_t
 	err := l.with(func(p *C.kepmlog_logger) error {
 		if err := call(func() C.enum_kepmlog_status { return C.kepmlog_stats(p, &st) }); err != nil {
+			return err
+		}
+		if err := call(func() C.enum_kepmlog_status { return C.kepmlog_logger_spool_counts(p, &recovered, &spoolDropped) }); err != nil {
 			return err
 		}
 		return call(func() C.enum_kepmlog_status { return C.kepmlog_logger_printed(p, &printed, nil) })
@@ -535,6 +555,7 @@ func (l *Logger) Stats() (Stats, error) {
 		Accepted: uint64(st.accepted), Delivered: uint64(st.delivered), Dropped: uint64(st.dropped),
 		Denied: uint64(st.denied), Failed: uint64(st.failed), Pending: uint64(st.pending),
 		Reconnects: uint64(st.reconnects), Connected: bool(st.connected), Printed: uint64(printed),
+		Recovered: uint64(recovered), SpoolDropped: uint64(spoolDropped),
 	}, nil
 }
 
