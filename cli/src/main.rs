@@ -71,6 +71,11 @@ struct Common {
     /// Do not write the records still undelivered at --timeout to stderr.
     #[arg(long, global = true)]
     no_undelivered_to_stderr: bool,
+    /// Crash-safe spool: also write each record to a file under DIR before sending it, so
+    /// that what this run does not deliver (killed, broker down) is sent by the job's next
+    /// run. Default: KEPMLOG_SPOOL_DIR, else none. DIR must be this user's and private.
+    #[arg(long, global = true, value_name = "DIR")]
+    spool_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -185,6 +190,9 @@ fn logger(c: &Common, overflow: Overflow, event_topic: Option<&str>) -> Result<L
         .undelivered_to_stderr(!c.no_undelivered_to_stderr);
     if let Some(f) = c.fallback {
         opts = opts.fallback(f);
+    }
+    if let Some(dir) = &c.spool_dir {
+        opts = opts.spool_dir(dir.clone());
     }
     Logger::new(opts).map_err(|e| {
         eprintln!("kepmlog: {e}");

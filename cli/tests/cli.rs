@@ -358,3 +358,34 @@ fn pipe_with_the_broker_up_writes_no_record_to_stderr() {
     assert!(out.stderr.is_empty(), "{out:?}");
     assert_eq!(meta(&a, 20).len(), 20);
 }
+
+/// A shell job's line that could not be delivered (the broker down for the whole run) is sent
+/// by the job's next run when both pass `--spool-dir`: first, with its original Id.
+#[test]
+fn a_spooled_line_is_sent_by_the_next_run() {
+    let a = DevAgent::start(Config {
+        start_broker: false,
+        ..Config::default()
+    })
+    .expect("devagent");
+    let spool = tempfile::tempdir().expect("temp dir");
+    let dir = spool.path().join("spool");
+    let dir = dir.to_str().expect("UTF-8 path");
+    let args = |msg: &'static str| vec!["--spool-dir", dir, "log", "--timeout", "0.5", "-q", msg];
+    let first = kepmlog(&a, "cli-spool", &args("from the first run"), None);
+    assert_eq!(first.status.code(), Some(1), "{first:?}");
+    a.start_broker().expect("broker starts");
+    let second = kepmlog(&a, "cli-spool", &args("from the second run"), None);
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let got: Vec<String> = meta(&a, 3)
+        .iter()
+        .filter(|m| m["Category"] != "kepmlog")
+        .map(|m| m["Message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(got, ["from the first run", "from the second run"]);
+}
