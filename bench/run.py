@@ -67,6 +67,7 @@ def peers(args: argparse.Namespace) -> list[Peer]:
     pyp, nodep = str(REPO / "bench/python/peer.py"), str(REPO / "bench/node/peer.js")
     return [
         Peer("kepmlog-rust", "kepmlog Rust `info`", [str(r / "bench-kepmlog")]),
+        Peer("kepmlog-rust-spool", "kepmlog Rust `info`, spool on", [str(r / "bench-kepmlog"), "spool"]),
         Peer("kepmlog-c", "kepmlog C `kepmlog_log`", [str(b / "bench-c")]),
         Peer("kepmlog-go", "kepmlog Go `Info`", [str(b / "bench-go")]),
         Peer("kepmlog-python", "kepmlog Python `Logger.info`", [py, pyp, "direct"]),

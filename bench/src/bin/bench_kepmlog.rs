@@ -3,6 +3,8 @@
 //!
 //! `bench-kepmlog [throughput]`  log N records (after one warm-up record that connects), flush;
 //!                               prints the result line (see the crate docs)
+//! `bench-kepmlog spool`         the same with the crash-safe spool on (a fresh directory
+//!                               under the temp dir, removed afterwards)
 //! `bench-kepmlog down`          N (default 1,000,000) log calls with nothing listening on
 //!                               the broker port: RSS sampled at N/10, N/4, N/2 and N calls
 //! `bench-kepmlog startup`       `Logger::new` to connected and to the first record
@@ -27,19 +29,20 @@ fn main() {
         .unwrap_or_else(|| "throughput".into());
     let peer = match mode.as_str() {
         "throughput" => "kepmlog-rust",
+        "spool" => "kepmlog-rust-spool",
         "down" => "kepmlog-rust-broker-down",
         "startup" => "kepmlog-rust-startup",
         "tool" => return tool(),
         other => fail(
             "bench-kepmlog",
-            &format!("unknown mode {other}: use throughput, down, startup or tool"),
+            &format!("unknown mode {other}: use throughput, spool, down, startup or tool"),
         ),
     };
     let env = Env::from_env().unwrap_or_else(|e| fail(peer, &e));
     let result = match mode.as_str() {
         "down" => down(&env),
         "startup" => startup(&env),
-        _ => throughput(&env),
+        _ => throughput(&env, peer),
     };
     match result {
         Ok(line) => println!("{line}"),
@@ -56,15 +59,18 @@ fn options(env: &Env, token: &str) -> Options {
         .args(Vec::<String>::new())
 }
 
-fn throughput(env: &Env) -> Result<String, String> {
+fn throughput(env: &Env, peer: &'static str) -> Result<String, String> {
     // The whole burst fits in the queue (the default 65,536 would make the caller wait for
     // room once it is N - 65,536 records ahead of the broker); Block is only a safety net.
-    let log = Logger::new(
-        options(env, "rust")
-            .queue_capacity(env.n.max(DEFAULT_QUEUE_CAPACITY))
-            .overflow(Overflow::Block(Duration::from_secs(60))),
-    )
-    .map_err(|e| format!("Logger::new: {e}"))?;
+    let mut opts = options(env, "rust")
+        .queue_capacity(env.n.max(DEFAULT_QUEUE_CAPACITY))
+        .overflow(Overflow::Block(Duration::from_secs(60)));
+    let spool = (peer == "kepmlog-rust-spool")
+        .then(|| std::env::temp_dir().join(format!("kepmlog-bench-spool-{}", std::process::id())));
+    if let Some(dir) = &spool {
+        opts = opts.spool_dir(dir);
+    }
+    let log = Logger::new(opts).map_err(|e| format!("Logger::new: {e}"))?;
     // Connected before the window starts, as every peer is.
     log.info(CATEGORY, "warm-up")
         .map_err(|e| format!("warm-up: {e}"))?;
@@ -88,8 +94,11 @@ fn throughput(env: &Env) -> Result<String, String> {
 
     let stats = log.stats();
     let _ = log.shutdown(Duration::from_secs(5));
+    if let Some(dir) = &spool {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     Ok(Report {
-        peer: "kepmlog-rust",
+        peer,
         n: env.n,
         acked: stats.delivered.saturating_sub(before),
         secs,
