@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import DevAgent
+from conftest import DevAgent, run_python
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -229,13 +229,7 @@ print(json.dumps(masks))
 def test_native_threads_leave_the_signals_to_python(agent: DevAgent) -> None:
     # A process-directed signal taken by kepmlog's worker would only set Python's flag, leaving
     # a main thread asleep in Event.wait() or join() to sleep on: no handler would run.
-    proc = subprocess.run(
-        [sys.executable, "-c", THREAD_MASKS, f"--keeper-api-base={agent.api_base}"],
-        env=agent.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_python(THREAD_MASKS, agent.env(), args=(f"--keeper-api-base={agent.api_base}",))
     assert proc.returncode == 0, proc.stderr
     masks = json.loads(proc.stdout)
     bits = [1 << (sig - 1) for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)]
@@ -292,13 +286,7 @@ print(json.dumps(out), flush=True)
 
 
 def test_handle_signals_api(agent: DevAgent) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", API, f"--keeper-api-base={agent.api_base}"],
-        env=agent.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_python(API, agent.env(), args=(f"--keeper-api-base={agent.api_base}",))
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out == {
@@ -322,12 +310,6 @@ def test_kepmlog_signals_0_then_handle_signals_true(agent: DevAgent) -> None:
         "kepmlog.handle_signals(True)\n"  # the call wins over the environment
         "print(before, signal.getsignal(signal.SIGTERM).__qualname__)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, f"--keeper-api-base={agent.api_base}"],
-        env=agent.env(KEPMLOG_SIGNALS="0"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_python(code, agent.env(KEPMLOG_SIGNALS="0"), args=(f"--keeper-api-base={agent.api_base}",))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "_on_signal"]
