@@ -60,7 +60,7 @@ pub unsafe extern "C" fn kepmlog_options_free(
 ///
 /// # Safety
 /// As the `kepmlog_options_set_*` string setters.
-unsafe fn set_string(
+pub(crate) unsafe fn set_string(
     options: Option<&mut kepmlog_options>,
     value: *const c_char,
     what: &str,

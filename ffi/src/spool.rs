@@ -4,7 +4,7 @@
 
 use std::ffi::c_char;
 
-use crate::args::str_arg;
+use crate::options::set_string;
 use crate::status::{guard, kepmlog_status, Failure};
 use crate::types::{kepmlog_logger, kepmlog_options};
 
@@ -25,13 +25,12 @@ pub unsafe extern "C" fn kepmlog_options_set_spool_dir(
     options: Option<&mut kepmlog_options>,
     path: *const c_char,
 ) -> kepmlog_status {
-    guard(|| {
-        let o = options.ok_or_else(|| Failure::null("options"))?;
-        // SAFETY: forwarded contract.
-        let v = unsafe { str_arg(path, "spool directory") }?;
-        o.inner.spool_dir = Some(v.into());
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        set_string(options, path, "spool directory", |o, v| {
+            o.spool_dir = Some(v.into())
+        })
+    }
 }
 
 /// The spool's counters: `*recovered`, records an earlier run of the job left that this logger
