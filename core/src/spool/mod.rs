@@ -49,6 +49,9 @@ pub(crate) struct Spool {
     /// Own records below this sequence number are settled (acknowledged, denied or given up
     /// as undeliverable).
     settled: AtomicU64,
+    /// The last sequence number of the oldest closed segment (`u64::MAX`: none), so that the
+    /// worker takes the writer's lock only when a segment can go, not on every batch of acks.
+    oldest_closed_last: AtomicU64,
     ack: Mutex<AckFile>,
     /// Held for the run's life: other processes see the run is alive.
     lock: Mutex<Option<File>>,
@@ -178,6 +181,7 @@ impl Spool {
             }),
             appended: AtomicU64::new(0),
             settled: AtomicU64::new(0),
+            oldest_closed_last: AtomicU64::new(u64::MAX),
             ack: Mutex::new(AckFile {
                 file: Some(ack),
                 written: 0,
@@ -253,6 +257,7 @@ impl Spool {
             last: w.segment_last,
             bytes: w.segment_bytes,
         });
+        self.note_oldest(w);
         w.file = Some(file);
         w.segment += 1;
         w.segment_bytes = 0;
@@ -269,6 +274,12 @@ impl Spool {
         self.dropped.fetch_add(unsettled, Ordering::SeqCst);
         let _ = fs::remove_file(dir::segment_path(&self.dir, &self.run, s.number));
         w.total = w.total.saturating_sub(s.bytes);
+        self.note_oldest(w);
+    }
+
+    fn note_oldest(&self, w: &Writer) {
+        let last = w.closed.front().map_or(u64::MAX, |s| s.last);
+        self.oldest_closed_last.store(last, Ordering::SeqCst);
     }
 
     /// Reads what the adopted runs left (their records above their ack watermarks, oldest run
@@ -368,6 +379,9 @@ impl Spool {
                 write_ack(&mut ack, low);
             }
         }
+        if self.oldest_closed_last.load(Ordering::SeqCst) >= low {
+            return; // no segment is wholly settled: leave the callers' lock alone
+        }
         // Never waits for the writer: a caller may hold it while it waits for room in the
         // queue, which only this worker makes. What is not removed now is removed next time.
         let Ok(mut w) = self.writer.try_lock() else {
@@ -379,6 +393,7 @@ impl Spool {
                 w.total = w.total.saturating_sub(s.bytes);
             }
         }
+        self.note_oldest(&w);
     }
 
     /// Every record of the adopted runs is settled: their files go.
