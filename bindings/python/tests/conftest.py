@@ -203,10 +203,21 @@ def make_agent() -> Iterator[Any]:
             a.stop()
 
 
+# Children start with the signal dispositions the agent gives a task (SIGHUP and SIGTERM at
+# their defaults, SIGINT Python's own), whatever this test run inherited: under `nohup` or a
+# shell's background job SIGHUP or SIGINT arrive ignored, an ignored disposition survives exec,
+# and kepmlog rightly keeps an ignored signal ignored.
+SIGNAL_PRELUDE = (
+    "import signal as _s; _s.signal(_s.SIGHUP, _s.SIG_DFL); _s.signal(_s.SIGTERM, _s.SIG_DFL); "
+    "_s.signal(_s.SIGINT, _s.default_int_handler); del _s\n"
+)
+
+
 def run_python(code: str, env: dict[str, str], timeout: float = 120.0, args: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    """Runs `code` in a fresh interpreter (same venv) and returns the finished process."""
+    """Runs `code` in a fresh interpreter (same venv, signals as SIGNAL_PRELUDE sets them) and
+    returns the finished process."""
     return subprocess.run(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-c", SIGNAL_PRELUDE + code, *args],
         env=env,
         capture_output=True,
         text=True,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import DevAgent, run_python
+from conftest import SIGNAL_PRELUDE, DevAgent, run_python
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -51,7 +51,7 @@ class Child:
                  exit_timeout: float = 5.0, env: dict[str, str] | None = None) -> None:
         code = CHILD.format(prologue=prologue, epilogue=epilogue, exit_timeout=exit_timeout)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, f"--keeper-api-base={agent.api_base}"],
+            [sys.executable, "-c", SIGNAL_PRELUDE + code, f"--keeper-api-base={agent.api_base}"],
             env=agent.env(RECORDS=str(records), **(env or {})),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
