@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Prebuilt artifacts check (not named test-*.sh, so scripts/test.sh does not run it: from cold
-# it takes ~12 min for Linux x86_64 and Windows, ~24 min for every target, which the CI budget
-# has no room for until dist.sh shares more of the suites' builds; run it after
-# scripts/test-cross.sh, whose Windows release builds scripts/dist.sh reuses): runs
-# scripts/dist.sh (Linux x86_64 and Windows; with --all every target), then checks
-# what a user gets from dist/, on a PATH without cargo or rustc:
+# Prebuilt artifacts check (CI runs the default through scripts/test-dist.sh, after
+# scripts/test-cross.sh, whose Windows release builds scripts/dist.sh reuses; --all takes ~24
+# min from cold, more than the CI budget has room for): runs scripts/dist.sh (Linux x86_64
+# and Windows; with --all every target), then checks what a user gets from dist/, on a PATH
+# without cargo or rustc:
 #   - the manylinux wheel installs into a fresh venv (auditwheel show already passed in
 #     dist.sh) and delivers a record through a devagent;
 #   - the npm tarballs (main + linux-x64-gnu) install into a fresh project offline, no
@@ -37,8 +36,9 @@ lap() { echo "check-dist: $1 ($((SECONDS - started))s so far)"; }
 need_tools check-dist cc:gcc cmake:cmake make:make pkg-config:pkg-config go:golang-go \
   unzip:unzip file:file node:nodejs npm:npm "$wine:wine64" \
   x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 python3-venv
-cargo build -q --locked -p kepm-devagent
-devagent=$tdir/debug/kepm-devagent
+# scripts/test.sh built it with the workspace (`-p` alone would resolve features anew).
+devagent=${KEPM_DEVAGENT:-$tdir/debug/kepm-devagent}
+[ -x "$devagent" ] || cargo build -q --locked -p kepm-devagent
 
 # Every target of dist.sh (--targets all) or the default two; the stage-2 targets (aarch64 Linux,
 # macOS) are checked by type, tags and symbols, and the aarch64 CLI runs under qemu.
