@@ -36,9 +36,14 @@ lap() { echo "check-dist: $1 ($((SECONDS - started))s so far)"; }
 need_tools check-dist cc:gcc cmake:cmake make:make pkg-config:pkg-config go:golang-go \
   unzip:unzip file:file node:nodejs npm:npm "$wine:wine64" \
   x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 python3-venv
-# scripts/test.sh built it with the workspace (`-p` alone would resolve features anew).
-devagent=${KEPM_DEVAGENT:-$tdir/debug/kepm-devagent}
-[ -x "$devagent" ] || cargo build -q --locked -p kepm-devagent
+# Under scripts/test.sh, the devagent it built with the workspace (`-p` alone would resolve
+# features anew and build it again); alone, this checkout's, brought up to date.
+if [ -n "${KEPM_DEVAGENT:-}" ]; then
+  devagent=$KEPM_DEVAGENT
+else
+  cargo build -q --locked -p kepm-devagent
+  devagent=$tdir/debug/kepm-devagent
+fi
 
 # Every target of dist.sh (--targets all) or the default two; the stage-2 targets (aarch64 Linux,
 # macOS) are checked by type, tags and symbols, and the aarch64 CLI runs under qemu.
