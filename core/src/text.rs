@@ -99,8 +99,6 @@ pub(crate) fn payload_line(at: SystemTime, kind: Kind, source: &str, payload: &[
     }
 }
 
-/// Writes one line with one `write_all` on the locked stderr, so lines from several threads
-/// never interleave. A closed or full stderr is not the tool's problem: ignored.
 /// One line of kepmlog's own diagnostics on stderr (when they are on).
 pub(crate) fn diag(on: bool, msg: &str) {
     if on {
@@ -108,6 +106,8 @@ pub(crate) fn diag(on: bool, msg: &str) {
     }
 }
 
+/// Writes one line with one `write_all` on the locked stderr, so lines from several threads
+/// never interleave. A closed or full stderr is not the tool's problem: ignored.
 pub(crate) fn write_line(line: &str) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
