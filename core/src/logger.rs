@@ -190,10 +190,7 @@ impl Logger {
         };
         // What earlier runs left: read here, so that it takes the first queue positions
         // before any record of this logger (a flush's target counts positions).
-        let backlog = spool
-            .as_ref()
-            .map(|s| s.take_backlog().items)
-            .unwrap_or_default();
+        let backlog = spool.as_ref().map(|s| s.take_backlog()).unwrap_or_default();
         shared
             .reserved
             .store(backlog.len() as u64, Ordering::SeqCst);

@@ -108,15 +108,6 @@ struct Adopted {
     bytes: u64,
 }
 
-/// What an earlier run left, for the worker to send before the logger's own records.
-#[derive(Default)]
-pub(crate) struct Backlog {
-    pub items: Vec<Item>,
-    /// What to tell the operator: one Warning record and one diagnostic line each (also
-    /// handed out by `take_reports`).
-    pub notes: Vec<String>,
-}
-
 impl Spool {
     /// Opens the spool of a new run of `job_id`'s logger `member` in `spool_dir`, and takes
     /// over the runs of the job whose processes are gone. An error names the directory and
@@ -283,10 +274,12 @@ impl Spool {
     }
 
     /// Reads what the adopted runs left (their records above their ack watermarks, oldest run
-    /// first), within the cap; called once, by the worker, before it takes the logger's own
-    /// records.
-    pub fn take_backlog(&self) -> Backlog {
-        let mut backlog = Backlog::default();
+    /// first), within the cap, for the worker to send before the logger's own records; called
+    /// once, by `Logger::new`. What to tell the operator about them (one Warning record and
+    /// one diagnostic line each) goes to `take_reports`.
+    pub fn take_backlog(&self) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut notes = Vec::new();
         let mut adopted = lock(&self.adopted);
         let mut budget = self.cap;
         let mut runs: Vec<(String, Vec<frame::Frame>)> = Vec::new();
@@ -295,7 +288,7 @@ impl Spool {
             let mut frames = Vec::new();
             for path in a.files.segments.values() {
                 let Ok(bytes) = read_file(path) else {
-                    backlog.notes.push(format!(
+                    notes.push(format!(
                         "cannot read the spool file {} of an earlier run: its records are lost",
                         path.display()
                     ));
@@ -304,7 +297,7 @@ impl Spool {
                 let (found, damage) = frame::decode_all(&bytes);
                 frames.extend(found.into_iter().filter(|f| f.seq >= watermark));
                 if let Some(d) = damage {
-                    backlog.notes.push(format!(
+                    notes.push(format!(
                         "the spool file {} of an earlier run is damaged at byte {} ({}): the \
                          {} byte(s) from there were not replayed",
                         path.display(),
@@ -333,7 +326,7 @@ impl Spool {
         }
         if over > 0 {
             self.dropped.fetch_add(over, Ordering::SeqCst);
-            backlog.notes.push(format!(
+            notes.push(format!(
                 "{over} record(s) of earlier runs did not fit the spool's cap of {} bytes: the \
                  oldest were dropped",
                 self.cap
@@ -343,26 +336,24 @@ impl Spool {
         for ((run, frames), from) in runs.into_iter().zip(keep_from) {
             let n = frames.len().saturating_sub(from);
             if n > 0 {
-                backlog.notes.push(format!(
+                notes.push(format!(
                     "kepmlog recovered {n} record(s) that an earlier run of this job ({run}) \
                      accepted but did not see delivered; they are sent now, with their \
                      original Ids"
                 ));
             }
-            backlog
-                .items
-                .extend(frames.into_iter().skip(from).map(|f| Item {
-                    kind: f.kind,
-                    payload: Bytes::from(f.payload),
-                    at: now,
-                }));
+            items.extend(frames.into_iter().skip(from).map(|f| Item {
+                kind: f.kind,
+                payload: Bytes::from(f.payload),
+                at: now,
+            }));
         }
-        if backlog.items.is_empty() {
+        if items.is_empty() {
             // Nothing to wait for: the adopted runs can go now.
             release(&mut adopted, true);
         }
-        lock(&self.notes).extend(backlog.notes.iter().cloned());
-        backlog
+        lock(&self.notes).extend(notes);
+        items
     }
 
     /// Own records below `low` are settled: the ack file follows (every `ACK_EVERY`, and

@@ -13,9 +13,8 @@ fn accept(spool: &Spool, message: &str) {
         .unwrap();
 }
 
-fn messages(backlog: &Backlog) -> Vec<String> {
+fn messages(backlog: &[Item]) -> Vec<String> {
     backlog
-        .items
         .iter()
         .map(|i| String::from_utf8(i.payload.to_vec()).unwrap())
         .collect()
@@ -50,13 +49,12 @@ fn a_dead_runs_unsettled_records_are_replayed_by_the_next_run_and_then_removed()
     assert!((600 - 255..=600).contains(&from), "replayed from {from}");
     let want: Vec<String> = (from..1000).map(|i| format!("r{i}")).collect();
     assert_eq!(got, want, "the rest, oldest first, once");
+    let reports = second.take_reports();
     assert!(
-        backlog
-            .notes
+        reports
             .iter()
             .any(|n| n.contains("recovered") && n.contains("original Ids")),
-        "{:?}",
-        backlog.notes
+        "{reports:?}"
     );
     // The dead run's files stay until its records are settled.
     assert!(files(dir.path())
@@ -75,7 +73,7 @@ fn a_live_run_is_never_taken_over() {
     let live = spool_in(dir.path(), 1, DEFAULT_SPOOL_MAX_BYTES);
     accept(&live, "mine");
     let other = spool_in(dir.path(), 2, DEFAULT_SPOOL_MAX_BYTES);
-    assert!(other.take_backlog().items.is_empty());
+    assert!(other.take_backlog().is_empty());
     other.close(0, true);
     // The live run's files are all still there and it goes on.
     accept(&live, "still mine");
@@ -155,7 +153,7 @@ fn a_full_spool_drops_its_oldest_records_counted() {
     // What is left replays: the newest records, each once.
     drop(spool);
     let next = spool_in(dir.path(), 2, cap);
-    assert_eq!(next.take_backlog().items.len() as u64, 500 - dropped);
+    assert_eq!(next.take_backlog().len() as u64, 500 - dropped);
 }
 
 #[test]
@@ -178,12 +176,11 @@ fn damage_in_a_dead_runs_segment_is_reported_and_the_rest_replayed() {
     let next = spool_in(dir.path(), 2, DEFAULT_SPOOL_MAX_BYTES);
     let backlog = next.take_backlog();
     assert_eq!(messages(&backlog), ["r0", "r1", "r2", "r3"]);
+    let reports = next.take_reports();
     assert!(
-        backlog
-            .notes
+        reports
             .iter()
             .any(|n| n.contains("damaged") && n.contains("checksum")),
-        "{:?}",
-        backlog.notes
+        "{reports:?}"
     );
 }
