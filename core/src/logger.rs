@@ -392,7 +392,11 @@ impl Logger {
             return Err(Error::ShutDown);
         };
         self.shared.reserved.fetch_add(1, Ordering::SeqCst);
-        let (kind, payload) = (item.kind, item.payload.clone());
+        // The spool's copy of the payload (a reference count, taken only with a spool).
+        let spooled = sink
+            .spool
+            .as_ref()
+            .map(|spool| (spool, item.kind, item.payload.clone()));
         let send = || match self.overflow {
             Overflow::Drop => sink
                 .tx
@@ -403,8 +407,8 @@ impl Logger {
                 .send_timeout(item, timeout)
                 .map_err(|e| e.is_disconnected()),
         };
-        let sent = match &sink.spool {
-            Some(spool) => spool.accept(kind, &payload, send),
+        let sent = match spooled {
+            Some((spool, kind, payload)) => spool.accept(kind, &payload, send),
             None => send(),
         };
         match sent {
