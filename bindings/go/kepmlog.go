@@ -265,6 +265,9 @@ func New(opts Options) (*Logger, error) {
 		{opts.EventTopic, "EventTopic", func(o *C.kepmlog_options, v *C.char) C.enum_kepmlog_status {
 			return C.kepmlog_options_set_event_topic(o, v)
 		}},
+		{opts.SpoolDir, "SpoolDir", func(o *C.kepmlog_options, v *C.char) C.enum_kepmlog_status {
+			return C.kepmlog_options_set_spool_dir(o, v)
+		}},
 	}
 	for _, s := range setters {
 		if s.value == "" {
@@ -338,13 +341,6 @@ func New(opts Options) (*Logger, error) {
 	}
 	if opts.NoUndeliveredToStderr {
 		if err := call(func() C.enum_kepmlog_status { return C.kepmlog_options_set_undelivered_to_stderr(o, false) }); err != nil {
-			return nil, err
-		}
-	}
-	if opts.SpoolDir != "" {
-		dir := C.CString(opts.SpoolDir)
-		defer C.free(unsafe.Pointer(dir))
-		if err := call(func() C.enum_kepmlog_status { return C.kepmlog_options_set_spool_dir(o, dir) }); err != nil {
 			return nil, err
 		}
 	}
