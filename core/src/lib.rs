@@ -17,6 +17,7 @@ mod at_exit;
 mod bridge;
 mod error;
 pub mod fork;
+mod https_tls;
 mod hub;
 pub mod identity;
 mod item;

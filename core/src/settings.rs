@@ -1,11 +1,13 @@
 //! Plugin Settings discovery: where is the broker?
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{Connector, TcpConnector};
+
+use crate::https_tls::AgentTls;
 
 use crate::tls::{is_loopback_host, not_loopback_message};
 
@@ -41,30 +43,16 @@ pub(crate) fn discover(
     timeout: Duration,
 ) -> Result<(String, u16), String> {
     let url = format!("{}{}", api_base.trim_end_matches('/'), SETTINGS_PATH);
-    let tls = match ca {
-        Some(certs) => {
-            let certs: Vec<Certificate<'static>> = certs
-                .iter()
-                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-                .collect();
-            TlsConfig::builder()
-                .provider(TlsProvider::Rustls)
-                .root_certs(RootCerts::Specific(Arc::new(certs)))
-                .build()
-        }
-        None => TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .disable_verification(true)
-            .build(),
-    };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(tls)
+    let host = url_host(&url).ok_or_else(|| format!("{url:?} is not a valid URL"))?;
+    let tls = crate::tls::client_config(ca, &host)?;
+    let config = ureq::config::Config::builder()
         .timeout_global(Some(timeout))
         // A proxy from the environment must never see loopback agent traffic.
         .proxy(None)
         .http_status_as_error(false)
-        .build()
-        .into();
+        .build();
+    let connector = ().chain(TcpConnector::default()).chain(AgentTls { config: tls });
+    let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
     let mut response = agent
         .get(&url)
         .header("Accept", "application/json")
