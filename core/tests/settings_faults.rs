@@ -228,14 +228,14 @@ fn plugin_settings_in_plain_http_are_never_read() {
 }
 
 #[test]
-fn plugin_settings_with_a_certificate_for_another_host_are_refused_with_a_ca_bundle() {
+fn plugin_settings_with_a_certificate_from_another_ca_are_refused_with_a_ca_bundle() {
     fallback(Case {
-        name: "other-host-cert",
-        mode: SettingsMode::OtherHostCert,
+        name: "other-ca-cert",
+        mode: SettingsMode::OtherCaCert,
         timeout: PROMPT,
         reason: &[
             "does not verify against the CA bundle (ca_bundle)",
-            "not valid for name",
+            "UnknownIssuer",
         ],
         with_ca: true,
     });

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use crate::error::Error;
+use crate::trust::{Denial, Trust};
 
 /// How [`crate::DevAgent`] is set up.
 #[derive(Clone, Debug)]
@@ -37,6 +38,24 @@ pub struct Config {
     /// Mosquitto's `clientid_prefixes`); [`crate::DevAgent::set_refuse_job_clients`] changes it
     /// later. Default: false.
     pub refuse_job_clients: bool,
+    /// Which local processes may use the broker and Plugin Settings. Default:
+    /// [`Trust::AnyLocalProcess`], for test harnesses whose own process logs;
+    /// `kepm-devagent run` uses [`Trust::Registry`], the agent's rule.
+    pub trust: Trust,
+    /// Executables trusted although not launched (the agent's `AlternativeSignatures`).
+    pub trusted_exes: Vec<std::path::PathBuf>,
+    /// How a publish to an undeclared topic is answered. Default: [`Denial::Visible`]
+    /// (PUBACK 0x87), which the library's tests of visible denials need; `run` and `serve`
+    /// default to [`Denial::Silent`], the agent's usual answer.
+    pub denial: Denial,
+}
+
+impl Config {
+    /// Whether the jobs' connections go through the devagent's gate (process trust or
+    /// silent denial), rather than straight to Mosquitto's TLS listener.
+    pub(crate) fn needs_gate(&self) -> bool {
+        self.trust == Trust::Registry || self.denial == Denial::Silent
+    }
 }
 
 impl Default for Config {
@@ -50,6 +69,9 @@ impl Default for Config {
             max_packet_size: None,
             capture: true,
             refuse_job_clients: false,
+            trust: Trust::AnyLocalProcess,
+            trusted_exes: Vec::new(),
+            denial: Denial::Visible,
         }
     }
 }
@@ -81,9 +103,11 @@ pub enum SettingsMode {
     /// Answer like `Ok`, but in plain HTTP without TLS: a client that reads it has
     /// skipped TLS.
     Plaintext,
-    /// Answer like `Ok` over TLS with a certificate signed by the agent's CA for another
-    /// host (`kepm-devagent.other.invalid`): refused by a client that verifies with the CA.
-    OtherHostCert,
+    /// Answer like `Ok` over TLS with a "Localhost" certificate signed by another CA than
+    /// the devagent's: refused by a client that verifies with the devagent's CA bundle.
+    /// (A certificate for another host signed by the right CA is no test any more: clients
+    /// do not check the name on loopback, as the agent's certificate names only Localhost.)
+    OtherCaCert,
     /// 200 naming a broker that is not on loopback (`broker.example.invalid`), which a
     /// client without a CA bundle must refuse.
     NonLoopbackBroker,
@@ -94,7 +118,7 @@ impl FromStr for SettingsMode {
 
     /// Parses `ok`, `port-string`, a status code such as `403`/`500`, `garbage`,
     /// `missing-keys`, `delay:MS`, `wrong-port`, `wrong-types`, `port-out-of-range`, `hang`,
-    /// `plaintext`, `other-host-cert`, `non-loopback-broker`.
+    /// `plaintext`, `other-ca-cert`, `non-loopback-broker`.
     fn from_str(s: &str) -> Result<Self, Error> {
         let s = s.trim();
         let mode = match s.to_ascii_lowercase().as_str() {
@@ -107,7 +131,7 @@ impl FromStr for SettingsMode {
             "port-out-of-range" => SettingsMode::PortOutOfRange,
             "hang" => SettingsMode::Hang,
             "plaintext" => SettingsMode::Plaintext,
-            "other-host-cert" => SettingsMode::OtherHostCert,
+            "other-ca-cert" => SettingsMode::OtherCaCert,
             "non-loopback-broker" => SettingsMode::NonLoopbackBroker,
             other => {
                 if let Some(ms) = other.strip_prefix("delay:") {
@@ -128,7 +152,7 @@ impl FromStr for SettingsMode {
                     return Err(Error::Invalid(format!(
                         "unknown settings mode {s:?}: use ok, port-string, 403, 500 (any status), \
                          garbage, missing-keys, delay:MS, wrong-port, wrong-types, \
-                         port-out-of-range, hang, plaintext, other-host-cert or \
+                         port-out-of-range, hang, plaintext, other-ca-cert or \
                          non-loopback-broker"
                     )));
                 }
@@ -152,7 +176,7 @@ impl std::fmt::Display for SettingsMode {
             SettingsMode::PortOutOfRange => f.write_str("port-out-of-range"),
             SettingsMode::Hang => f.write_str("hang"),
             SettingsMode::Plaintext => f.write_str("plaintext"),
-            SettingsMode::OtherHostCert => f.write_str("other-host-cert"),
+            SettingsMode::OtherCaCert => f.write_str("other-ca-cert"),
             SettingsMode::NonLoopbackBroker => f.write_str("non-loopback-broker"),
         }
     }

@@ -23,6 +23,7 @@ use std::time::Duration;
 use crate::config::SettingsMode;
 use crate::error::Error;
 use crate::tls::ServerTls;
+use crate::trust::Registry;
 
 /// Where a job falls back to when Plugin Settings discovery fails (see docs/kepm-contract.md).
 pub const FALLBACK_BROKER: &str = "127.0.0.1:8675";
@@ -38,6 +39,8 @@ pub(crate) struct SettingsShared {
     pub answers: AtomicUsize,
     pub broker_port: u16,
     pub wrong_port: u16,
+    /// Plugin Settings is a Plugin-tier endpoint: only trusted processes read it.
+    pub registry: Arc<Registry>,
 }
 
 impl SettingsShared {
@@ -131,13 +134,14 @@ fn serve_one(
     if mode == SettingsMode::Hang {
         return hang(stream);
     }
+    let (peer, local) = (stream.peer_addr()?, stream.local_addr()?);
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     if mode == SettingsMode::Plaintext {
         return answer_in_plaintext(stream, shared);
     }
     let config = match mode {
-        SettingsMode::OtherHostCert => Arc::clone(&tls.other_host),
+        SettingsMode::OtherCaCert => Arc::clone(&tls.other_ca),
         _ => Arc::clone(&tls.own),
     };
     let conn = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
@@ -184,6 +188,17 @@ fn serve_one(
             br#"{"error":"method not allowed"}"#,
         );
     }
+    if let Err(refused) = shared.registry.admit_request(peer, local) {
+        let body = serde_json::json!({
+            "error": "Forbidden",
+            "detail": refused.detail,
+            "fix": refused.fix,
+        })
+        .to_string();
+        respond(&mut tls, 403, "application/json", body.as_bytes())?;
+        shared.answers.fetch_add(1, Ordering::SeqCst);
+        return Ok(());
+    }
     let (status, ctype, body) = settings_response(shared, mode);
     respond(&mut tls, status, ctype, body.as_bytes())?;
     shared.answers.fetch_add(1, Ordering::SeqCst);
@@ -217,14 +232,10 @@ fn answer_in_plaintext(mut stream: TcpStream, shared: &SettingsShared) -> std::i
 
 fn settings_response(shared: &SettingsShared, mode: SettingsMode) -> (u16, &'static str, String) {
     let answer = |host: serde_json::Value, port: serde_json::Value| {
+        // The two keys the vendor documents, and nothing invented beside them.
         serde_json::json!({
             "broker.host": host,
             "broker.port": port,
-            "broker.protocol": "mqtts",
-            "broker.mqttVersion": "5.0",
-            "plugin.name": "KeeperPrivilegeManager",
-            "plugin.enabled": true,
-            "agent.source": "kepm-devagent",
         })
         .to_string()
     };
@@ -233,7 +244,7 @@ fn settings_response(shared: &SettingsShared, mode: SettingsMode) -> (u16, &'sta
         SettingsMode::Ok
         | SettingsMode::Hang
         | SettingsMode::Plaintext
-        | SettingsMode::OtherHostCert => (200, "application/json", ok(shared.broker_port.into())),
+        | SettingsMode::OtherCaCert => (200, "application/json", ok(shared.broker_port.into())),
         SettingsMode::Delay(d) => {
             std::thread::sleep(d);
             (200, "application/json", ok(shared.broker_port.into()))

@@ -7,20 +7,31 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 
 use crate::error::Error;
 
-/// A CA and one server certificate signed by it, in PEM (for Mosquitto) and DER (for rustls).
+/// A CA and the certificates it signed, in PEM (for Mosquitto) and DER (for rustls).
 pub(crate) struct Pki {
     pub ca_pem: String,
     pub ca_der: CertificateDer<'static>,
+    /// The agent's certificate (HTTPS API and the job-facing broker port): see
+    /// [`AGENT_CERT_NAME`].
     pub server_pem: String,
     pub server_der: CertificateDer<'static>,
     pub key_pem: String,
     pub key_der: Vec<u8>,
-    /// A certificate signed by the same CA for [`OTHER_HOST`] only, and its key.
+    /// The capture listener's certificate (the devagent's own subscriber, which verifies
+    /// 127.0.0.1 by IP): not the agent's, so it may name the address.
+    pub capture_pem: String,
+    pub capture_key_pem: String,
+    /// A certificate for [`AGENT_CERT_NAME`] signed by another CA, and its key.
     pub other_der: CertificateDer<'static>,
     pub other_key_der: Vec<u8>,
 }
@@ -29,14 +40,13 @@ fn tls_err(what: &str) -> impl FnOnce(rcgen::Error) -> Error + '_ {
     move |e| Error::Tls(format!("{what}: {e}"))
 }
 
-pub(crate) fn generate_pki() -> Result<Pki, Error> {
+/// A self-signed CA named `name`: its certificate and the issuer that signs with it.
+fn ca(name: &str) -> Result<(rcgen::Certificate, Issuer<'static, KeyPair>), Error> {
     let ca_key = KeyPair::generate().map_err(tls_err("generating the CA key"))?;
     let mut ca_params =
         CertificateParams::new(Vec::<String>::new()).map_err(tls_err("CA parameters"))?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "kepm-devagent throwaway CA");
+    ca_params.distinguished_name.push(DnType::CommonName, name);
     ca_params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -45,19 +55,24 @@ pub(crate) fn generate_pki() -> Result<Pki, Error> {
     let ca_cert = ca_params
         .self_signed(&ca_key)
         .map_err(tls_err("self-signing the CA"))?;
-    let issuer = Issuer::new(ca_params, ca_key);
+    Ok((ca_cert, Issuer::new(ca_params, ca_key)))
+}
 
-    // IP SANs matter: clients connect to 127.0.0.1 and verify the IP, not a name.
-    let (server_pem, server_der, key_pem, key_der) = server_cert(
+pub(crate) fn generate_pki() -> Result<Pki, Error> {
+    let (ca_cert, issuer) = ca("kepm-devagent throwaway CA")?;
+
+    // The agent's own certificate has the subject "Localhost" and no IP address: a client
+    // that checks the name against 127.0.0.1 fails here as it would on an endpoint.
+    let (server_pem, server_der, key_pem, key_der) =
+        server_cert(&issuer, &[AGENT_CERT_NAME], AGENT_CERT_NAME)?;
+    let (capture_pem, _, capture_key_pem, _) = server_cert(
         &issuer,
         &["localhost", "127.0.0.1", "::1"],
-        "kepm-devagent localhost",
+        "kepm-devagent capture listener",
     )?;
-    let (_, other_der, _, other_key_der) = server_cert(
-        &issuer,
-        &[OTHER_HOST],
-        "kepm-devagent certificate for another host",
-    )?;
+    let (_, other_issuer) = ca("kepm-devagent other CA (not in ca.pem)")?;
+    let (_, other_der, _, other_key_der) =
+        server_cert(&other_issuer, &[AGENT_CERT_NAME], AGENT_CERT_NAME)?;
 
     Ok(Pki {
         ca_pem: ca_cert.pem(),
@@ -66,13 +81,17 @@ pub(crate) fn generate_pki() -> Result<Pki, Error> {
         server_der,
         key_pem,
         key_der,
+        capture_pem,
+        capture_key_pem,
         other_der,
         other_key_der,
     })
 }
 
-/// The one name in the certificate of [`crate::SettingsMode::OtherHostCert`].
-pub(crate) const OTHER_HOST: &str = "kepm-devagent.other.invalid";
+/// The agent's certificate names "Localhost" (its subject, as documented) and nothing else:
+/// the vendor does not say which other names it carries, so none that is an IP address. It is
+/// new at every start, as the agent's is at every service start.
+pub const AGENT_CERT_NAME: &str = "Localhost";
 
 /// A server certificate for `names`, signed by the CA: (PEM, DER, key PEM, key DER).
 fn server_cert(
@@ -107,37 +126,106 @@ pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A client configuration that trusts exactly `ca` (and nothing else).
+/// A client configuration that trusts exactly `ca` (and nothing else), checking the chain and
+/// dates but not the host name: the agent's certificate names "Localhost", not the address a
+/// client dials, and the vendor's sample client does not check names either.
 pub(crate) fn client_config(ca: &CertificateDer<'static>) -> Result<Arc<ClientConfig>, Error> {
     let mut roots = RootCertStore::empty();
     roots
         .add(ca.clone())
         .map_err(|e| Error::Tls(format!("adding the throwaway CA to a root store: {e}")))?;
+    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| Error::Tls(format!("building the CA verifier: {e}")))?;
     let cfg = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(format!("rustls client protocol versions: {e}")))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(NameBlind { inner }))
         .with_no_client_auth();
     Ok(Arc::new(cfg))
+}
+
+/// A client configuration trusting the CA in the PEM file `ca` as a job would: chain and
+/// dates checked, not the name (see [`AGENT_CERT_NAME`]). For test publishers in other
+/// processes than the devagent's, which only have its `ca.pem`.
+pub fn client_config_from_ca_file(ca: &std::path::Path) -> Result<Arc<ClientConfig>, Error> {
+    use rustls::pki_types::pem::PemObject;
+    let cert = CertificateDer::from_pem_file(ca)
+        .map_err(|e| Error::Tls(format!("reading the CA {}: {e}", ca.display())))?;
+    client_config(&cert)
+}
+
+/// The devagent's own clients (capture, probes, tests) trust the CA as kepmlog does: every
+/// check of the chain, none of the name. (kepmlog's core has the same rule for its users; the
+/// devagent does not link the core, so the few lines are here too.)
+#[derive(Debug)]
+struct NameBlind {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for NameBlind {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// The HTTPS server's configurations: its own certificate, and the one for another host.
 pub(crate) fn server_configs(pki: &Pki) -> Result<ServerTls, Error> {
     Ok(ServerTls {
-        own: server_config(pki, &pki.server_der, &pki.key_der)?,
-        other_host: server_config(pki, &pki.other_der, &pki.other_key_der)?,
+        own: server_config(
+            vec![pki.server_der.clone(), pki.ca_der.clone()],
+            &pki.key_der,
+        )?,
+        other_ca: server_config(vec![pki.other_der.clone()], &pki.other_key_der)?,
     })
 }
 
 /// What the Plugin Settings endpoint answers TLS with (see [`server_configs`]).
 pub(crate) struct ServerTls {
     pub own: Arc<ServerConfig>,
-    pub other_host: Arc<ServerConfig>,
+    pub other_ca: Arc<ServerConfig>,
 }
 
 fn server_config(
-    pki: &Pki,
-    cert: &CertificateDer<'static>,
+    chain: Vec<CertificateDer<'static>>,
     key: &[u8],
 ) -> Result<Arc<ServerConfig>, Error> {
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
@@ -145,7 +233,7 @@ fn server_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(format!("rustls server protocol versions: {e}")))?
         .with_no_client_auth()
-        .with_single_cert(vec![cert.clone(), pki.ca_der.clone()], key)
+        .with_single_cert(chain, key)
         .map_err(|e| Error::Tls(format!("loading the server certificate into rustls: {e}")))?;
     Ok(Arc::new(cfg))
 }

@@ -204,17 +204,5 @@ fn serve_rejects_a_bad_settings_flag() {
 }
 
 fn ca_client_config(ca: &std::path::Path) -> std::sync::Arc<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject;
-    let cert = rustls::pki_types::CertificateDer::from_pem_file(ca).expect("CA PEM");
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).expect("CA cert");
-    std::sync::Arc::new(
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
+    kepm_devagent::client_config_from_ca_file(ca).expect("CA PEM")
 }

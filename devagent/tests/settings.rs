@@ -101,12 +101,33 @@ fn settings_modes_are_answered_as_specified() {
     assert_eq!(s, 404);
     assert_eq!(dev.settings_requests(), 11, "other paths are not counted");
 
-    // The certificate verifies against the throwaway CA, by IP and by name.
+    // The certificate verifies against the throwaway CA by its one name, Localhost, and not by
+    // the address: the agent's certificate names no IP address.
     dev.set_settings_mode(SettingsMode::Ok);
     let verified = http(Some(&dev.ca_path()));
-    assert_eq!(get(&verified, &url).0, 200);
     let by_name = url.replace("127.0.0.1", "localhost");
     assert_eq!(get(&verified, &by_name).0, 200);
+    let by_ip = verified.get(&url).call();
+    assert!(
+        by_ip
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("Localhost")),
+        "a name check against 127.0.0.1 must fail: {by_ip:?}"
+    );
+    // other-ca-cert: a Localhost certificate from a CA the bundle does not hold.
+    dev.set_settings_mode(SettingsMode::OtherCaCert);
+    let other = verified.get(&by_name).call();
+    assert!(
+        other
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("UnknownIssuer")),
+        "{other:?}"
+    );
+    assert_eq!(
+        get(&c, &url).0,
+        200,
+        "an unverifying client still gets the answer"
+    );
 }
 
 #[test]
@@ -127,7 +148,7 @@ fn settings_modes_parse_from_cli_syntax() {
         ("port-out-of-range", SettingsMode::PortOutOfRange),
         ("hang", SettingsMode::Hang),
         ("plaintext", SettingsMode::Plaintext),
-        ("other-host-cert", SettingsMode::OtherHostCert),
+        ("other-ca-cert", SettingsMode::OtherCaCert),
         ("non-loopback-broker", SettingsMode::NonLoopbackBroker),
     ];
     for (s, m) in cases {

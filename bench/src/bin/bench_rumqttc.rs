@@ -32,6 +32,11 @@ fn main() {
     }
 }
 
+fn is_loopback_ip(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
@@ -61,9 +66,16 @@ struct Acks {
 }
 
 async fn run(env: &Env) -> Result<String, String> {
+    // The agent's certificate names "Localhost" and no address; rumqttc checks the name it
+    // dials, so a loopback broker is dialled by that name (which resolves to loopback).
+    let host = if is_loopback_ip(&env.host) {
+        "localhost".to_string()
+    } else {
+        env.host.clone()
+    };
     let mut opts = MqttOptions::new(
         format!("{JOB_ID}_rumqttc_{}", std::process::id()),
-        env.host.clone(),
+        host,
         env.port,
     );
     opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(tls_config(
