@@ -52,6 +52,9 @@ pub(crate) struct BrokerKnobs {
     pub log_publishes: bool,
     pub max_packet_size: Option<u32>,
     pub refuse_job_clients: bool,
+    /// The job listener speaks TLS itself. False when the devagent's gate terminates TLS in
+    /// front of it: then it is a plain listener only the gate connects to.
+    pub job_tls: bool,
 }
 
 impl BrokerKnobs {
@@ -61,6 +64,7 @@ impl BrokerKnobs {
             log_publishes: cfg.log_publishes,
             max_packet_size: cfg.max_packet_size,
             refuse_job_clients: cfg.refuse_job_clients,
+            job_tls: !cfg.needs_gate(),
         }
     }
 }
@@ -109,14 +113,22 @@ pub(crate) fn broker_conf(
          password_file {d}/passwd\n\
          acl_file {d}/acl\n\
          \n# job-facing listener: anonymous, may only publish to the allowed topics\n\
-         listener {job_port} 127.0.0.1\n\
-         certfile {d}/server.pem\n\
-         keyfile {d}/server.key\n\
-         cafile {d}/ca.pem\n\
-         \n# capture listener: the devagent's own subscriber (user {CAPTURE_CLIENT_ID})\n\
+         listener {job_port} 127.0.0.1\n"
+    ));
+    if knobs.job_tls {
+        c.push_str(&format!(
+            "certfile {d}/server.pem\n\
+             keyfile {d}/server.key\n\
+             cafile {d}/ca.pem\n"
+        ));
+    } else {
+        c.push_str("# plain: the devagent's gate terminates the jobs' TLS and relays here\n");
+    }
+    c.push_str(&format!(
+        "\n# capture listener: the devagent's own subscriber (user {CAPTURE_CLIENT_ID})\n\
          listener {capture_port} 127.0.0.1\n\
-         certfile {d}/server.pem\n\
-         keyfile {d}/server.key\n\
+         certfile {d}/capture.pem\n\
+         keyfile {d}/capture.key\n\
          cafile {d}/ca.pem\n"
     ));
     c
@@ -175,6 +187,7 @@ mod tests {
             log_publishes,
             max_packet_size: None,
             refuse_job_clients: false,
+            job_tls: true,
         };
         let c = broker_conf(Path::new("/tmp/x"), 1111, 2222, &knobs(Some(5), false));
         for want in [
@@ -204,6 +217,22 @@ mod tests {
         );
         assert!(!c.contains("clientid_prefixes") && !c.contains("max_packet_size"));
         assert!(!c.contains("per_listener_settings"));
+        assert!(
+            c.contains("certfile /tmp/x/server.pem") && c.contains("certfile /tmp/x/capture.pem")
+        );
+        let gated = broker_conf(
+            Path::new("/t"),
+            1,
+            2,
+            &BrokerKnobs {
+                job_tls: false,
+                ..knobs(None, false)
+            },
+        );
+        assert!(
+            !gated.contains("server.pem") && gated.contains("capture.pem"),
+            "{gated}"
+        );
         let acl = acl_file(&["KeeperLogger".to_string(), "Jobs/x/events".to_string()]);
         assert!(
             acl.starts_with("topic write KeeperLogger\ntopic write Jobs/x/events\n"),

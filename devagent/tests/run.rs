@@ -2,6 +2,10 @@
 //! scripts in tests/agent-root/Jobs/bin that log through the `kepmlog` CLI) and the Rust
 //! example. Needs `kepmlog` and `secret-scanner` built next to `kepm-devagent`
 //! (`cargo build --workspace`); KEPMLOG_BIN_DIR overrides where they are.
+//!
+//! The fixtures start `kepmlog` as a child of their script, which the agent trusts only when
+//! it is signed and its thumbprint listed: [`run`] passes `--trust-exe` for it, as an author
+//! with a signed `kepmlog` would configure the agent; [`run_untrusted`] shows the refusal.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,6 +46,14 @@ struct Run {
 }
 
 fn run(job: &Path, extra: &[&str]) -> Run {
+    let kepmlog = require("kepmlog");
+    let mut args = vec!["--trust-exe", kepmlog.to_str().expect("path")];
+    args.extend_from_slice(extra);
+    run_untrusted(job, &args)
+}
+
+/// `run` without trusting the `kepmlog` CLI the fixture scripts start.
+fn run_untrusted(job: &Path, extra: &[&str]) -> Run {
     require("kepmlog");
     let path = std::env::join_paths(std::iter::once(bin_dir()).chain(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
@@ -101,7 +113,11 @@ fn logs_reach_the_view_with_env_and_substitution() {
         "messages: 3 on KeeperLogger (Error 1, Info 1, Warning 1), 0 event(s)",
     );
     has(&r, "schema violations: 0");
-    has(&r, "denied publishes: 0");
+    has(
+        &r,
+        "publishes silently dropped by the agent (undeclared topic): 0",
+    );
+    has(&r, "refused connections: 0");
     has(&r, "result: OK");
     let v: Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("--json file")).expect("JSON");
@@ -146,8 +162,39 @@ fn env_vars_are_absent_without_mqtt_topics() {
 }
 
 #[test]
-fn an_undeclared_event_topic_is_denied_and_reported() {
+fn an_undeclared_event_topic_is_dropped_silently_and_reported() {
+    // As the agent: the tool is told its publish succeeded, and nothing receives it.
     let r = run(&fixture("run-event-denied"), &[]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    has(
+        &r,
+        "DROPPED  publish to \"Jobs/run-event-denied/events\" by run-event-denied_fixture-event_",
+    );
+    has(
+        &r,
+        "silently dropped by the agent: the client got a success PUBACK",
+    );
+    has(
+        &r,
+        "publishes silently dropped by the agent (undeclared topic): 1 (1 to \"Jobs/run-event-denied/events\")",
+    );
+    has(&r, "add the topic(s) to mqttTopics.allowedPublications");
+    // The CLI saw success: it did not report the event as undelivered.
+    assert!(!r.out.contains("event not delivered"), "{}", r.out);
+    assert!(
+        !r.out.contains("EVENT    Jobs/run-event-denied/events"),
+        "{}",
+        r.out
+    );
+    // The log record itself still arrived.
+    has(
+        &r,
+        "Info     fixture-event [Fixture] about to publish an event",
+    );
+    has(&r, "result: FAILED");
+
+    // --deny-visible: Mosquitto's PUBACK 0x87, which kepmlog reports.
+    let r = run(&fixture("run-event-denied"), &["--deny-visible"]);
     assert_eq!(r.code, 1, "{}", r.out);
     has(
         &r,
@@ -157,13 +204,7 @@ fn an_undeclared_event_topic_is_denied_and_reported() {
         &r,
         "denied publishes: 1 (1 to \"Jobs/run-event-denied/events\")",
     );
-    has(&r, "add the topic(s) to mqttTopics.allowedPublications");
-    // The log record itself still arrived.
-    has(
-        &r,
-        "Info     fixture-event [Fixture] about to publish an event",
-    );
-    has(&r, "result: FAILED");
+    has(&r, "event not delivered");
 
     let r = run(&fixture("run-event-allowed"), &[]);
     assert_eq!(r.code, 0, "{}", r.out);
@@ -172,7 +213,86 @@ fn an_undeclared_event_topic_is_denied_and_reported() {
         "EVENT    Jobs/run-event-allowed/events {\"phase\":\"fixture\",\"status\":\"done\"}",
     );
     has(&r, "1 event(s)");
-    has(&r, "denied publishes: 0");
+    has(
+        &r,
+        "publishes silently dropped by the agent (undeclared topic): 0",
+    );
+}
+
+#[test]
+fn a_kepmlog_child_of_a_script_is_refused_unless_trusted() {
+    // The runner registered the script's process; the kepmlog it starts is another process,
+    // unsigned here: Plugin Settings answers 403 and the broker refuses its CONNECT.
+    // (The broker's refusal of such a process is in tests/trust.rs: here kepmlog, refused by
+    // Plugin Settings, falls back to 127.0.0.1:8675, the agent's broker on an endpoint and
+    // nothing here.)
+    let r = run_untrusted(&fixture("run-log"), &[]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    has(&r, "REFUSED  plugin-settings refused (process-trust)");
+    has(&r, "/kepmlog) is not a process the job runner launched");
+    has(&r, "answered 403 Forbidden");
+    has(
+        &r,
+        "Settings:AlternativeSignatures (here: --trust-exe PATH)",
+    );
+    has(&r, "messages: 0 on KeeperLogger");
+    has(&r, "result: FAILED");
+    // Listed as trusted (a signed kepmlog), the same job delivers.
+    let r = run(&fixture("run-log"), &[]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    has(&r, "refused connections: 0");
+    has(&r, "messages: 3 on KeeperLogger");
+}
+
+#[test]
+fn keeperlogger_writes_only_records_at_or_above_its_minimum() {
+    let tmp = temp_dir();
+    let log = tmp.path().join("Logs/KeeperLogger.log");
+    let r = run(
+        &fixture("run-log"),
+        &["--keeperlogger-file", log.to_str().expect("path")],
+    );
+    assert_eq!(r.code, 0, "{}", r.out);
+    // Every record reached the broker; the Info one is marked, not written.
+    has(
+        &r,
+        "Info     fixture-log [Pipe] piped one   (below Warning: not written to KeeperLogger.log)",
+    );
+    has(
+        &r,
+        &format!(
+            "KeeperLogger: 3 record(s) received, 2 written to {}, 1 below the minimum level \
+             Warning (system.logging.level) and not written",
+            log.display()
+        ),
+    );
+    let text = std::fs::read_to_string(&log).expect("KeeperLogger.log");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains(" Warning  fixture-log [Fixture] hello from run-log"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains(" Error    fixture-log [Pipe] piped two"),
+        "{text}"
+    );
+    assert!(!text.contains("piped one"), "{text}");
+
+    // A lower minimum writes the Info record too.
+    let log2 = tmp.path().join("info.log");
+    let r = run(
+        &fixture("run-log"),
+        &[
+            "--keeperlogger-file",
+            log2.to_str().expect("path"),
+            "--keeperlogger-level",
+            "info",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.out);
+    let text = std::fs::read_to_string(&log2).expect("KeeperLogger.log");
+    assert_eq!(text.lines().count(), 3, "{text}");
 }
 
 #[test]

@@ -83,10 +83,19 @@ impl DevAgent {
     /// [`DevAgent::clients`].
     fn probe_job_listener(&self, deadline: Instant) -> Result<(), Error> {
         let mut last = String::new();
-        let up = wait_until(deadline, Duration::from_millis(50), || match tls_handshake(
-            self.broker_port,
-            &self.client_tls,
-        ) {
+        let gated = lock(&self.gate).is_some();
+        let probe = || {
+            if gated {
+                // The gate is up with the agent; Mosquitto behind it listens in plain TCP.
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.mosquitto_job_port));
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                    .map(drop)
+                    .map_err(|e| format!("connect: {e}"))
+            } else {
+                tls_handshake(self.broker_port, &self.client_tls)
+            }
+        };
+        let up = wait_until(deadline, Duration::from_millis(50), || match probe() {
             Ok(()) => true,
             Err(e) => {
                 last = e;
@@ -119,7 +128,12 @@ impl DevAgent {
         let conf = {
             let mut knobs = lock(&self.knobs);
             knobs.refuse_job_clients = refuse;
-            broker_conf(&self.dir_path, self.broker_port, self.capture_port, &knobs)
+            broker_conf(
+                &self.dir_path,
+                self.mosquitto_job_port,
+                self.capture_port,
+                &knobs,
+            )
         };
         let path = self.mosquitto.conf_path().to_path_buf();
         std::fs::write(&path, conf)
@@ -145,7 +159,8 @@ fn tls_handshake(port: u16, cfg: &Arc<rustls::ClientConfig>) -> Result<(), Strin
         .map_err(|e| e.to_string())?;
     sock.set_write_timeout(Some(Duration::from_secs(2)))
         .map_err(|e| e.to_string())?;
-    let name = rustls::pki_types::ServerName::from(std::net::IpAddr::from([127, 0, 0, 1]));
+    let name = rustls::pki_types::ServerName::try_from(crate::tls::AGENT_CERT_NAME)
+        .map_err(|e| format!("server name: {e}"))?;
     let mut conn = rustls::ClientConnection::new(Arc::clone(cfg), name)
         .map_err(|e| format!("TLS setup: {e}"))?;
     while conn.is_handshaking() {

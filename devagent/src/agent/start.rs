@@ -12,12 +12,14 @@ use crate::broker::{self, free_port, Mosquitto, SpawnError, PORT_RETRIES, READY_
 use crate::capture::{Capture, CaptureShared, CAPTURE_CLIENT_ID};
 use crate::config::Config;
 use crate::error::Error;
+use crate::gate::{Gate, GateShared};
 use crate::https::{HttpsServer, SettingsShared};
 use crate::mosquitto_conf::{
     acl_file, broker_conf, check_topic, random_password, write_password_file, BrokerKnobs,
 };
 use crate::tempdir::{set_mode, TempDir};
 use crate::tls;
+use crate::trust::Registry;
 use crate::wait::wait_while;
 
 impl DevAgent {
@@ -28,6 +30,7 @@ impl DevAgent {
         for t in &cfg.allow {
             check_topic(t)?;
         }
+        let registry = Arc::new(Registry::new(cfg.trust, &cfg.trusted_exes)?);
         let exe = broker::find_mosquitto()?;
         let dir = TempDir::new()?;
         let pki = tls::generate_pki()?;
@@ -36,6 +39,8 @@ impl DevAgent {
         // World-readable on purpose: throwaway key, and mosquitto must read it after
         // dropping root.
         dir.write("server.key", &pki.key_pem, 0o644)?;
+        dir.write("capture.pem", &pki.capture_pem, 0o644)?;
+        dir.write("capture.key", &pki.capture_key_pem, 0o644)?;
         dir.write("acl", &acl_file(&cfg.allow), 0o644)?;
         let capture_password = random_password()?;
         write_password_file(
@@ -59,14 +64,37 @@ impl DevAgent {
             .map_err(|e| Error::io("reading the HTTPS listener's address", e))?
             .port();
 
+        // With the gate, jobs connect to it and it relays to Mosquitto's plain job listener;
+        // its port is bound now, so no other process can take it meanwhile.
+        let gate_listener = if cfg.needs_gate() {
+            Some(
+                TcpListener::bind("127.0.0.1:0")
+                    .map_err(|e| Error::io("binding the broker gate on 127.0.0.1", e))?,
+            )
+        } else {
+            None
+        };
+        let gate_port = match &gate_listener {
+            Some(l) => Some(
+                l.local_addr()
+                    .map_err(|e| Error::io("reading the gate's address", e))?
+                    .port(),
+            ),
+            None => None,
+        };
         let conf_path = dir.path().join("mosquitto.conf");
         let knobs = BrokerKnobs::from_config(&cfg);
         let mut attempt = 0;
-        let (broker_port, capture_port, mosquitto) = loop {
+        let (mosquitto_job_port, capture_port, mosquitto) = loop {
             attempt += 1;
             let job_port = free_port()?;
             let capture_port = free_port()?;
-            if job_port == capture_port || job_port == api_port || capture_port == api_port {
+            if job_port == capture_port
+                || job_port == api_port
+                || capture_port == api_port
+                || Some(job_port) == gate_port
+                || Some(capture_port) == gate_port
+            {
                 continue;
             }
             dir.write(
@@ -86,9 +114,10 @@ impl DevAgent {
             }
         };
 
+        let broker_port = gate_port.unwrap_or(mosquitto_job_port);
         let wrong_port = loop {
             let p = free_port()?;
-            if p != broker_port && p != capture_port && p != api_port {
+            if p != broker_port && p != capture_port && p != api_port && p != mosquitto_job_port {
                 break p;
             }
         };
@@ -98,11 +127,31 @@ impl DevAgent {
             answers: AtomicUsize::new(0),
             broker_port,
             wrong_port,
+            registry: Arc::clone(&registry),
         });
+        let gate_shared = Arc::new(GateShared {
+            registry: Arc::clone(&registry),
+            denial: cfg.denial,
+            allow: cfg.allow.clone(),
+            drops: Mutex::new(Vec::new()),
+        });
+        let gate = match gate_listener {
+            Some(l) => Some(Gate::start(
+                l,
+                Arc::clone(&server_tls.own),
+                mosquitto_job_port,
+                Arc::clone(&gate_shared),
+            )?),
+            None => None,
+        };
         let https = HttpsServer::start(api_listener, server_tls, Arc::clone(&settings))?;
 
         let agent = DevAgent {
             https: Mutex::new(Some(https)),
+            gate: Mutex::new(gate),
+            gate_shared,
+            registry,
+            mosquitto_job_port,
             capture: Mutex::new(None),
             mosquitto,
             capture_shared: Arc::new(CaptureShared::new()),

@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::broker::Mosquitto;
 use crate::capture::{Capture, CaptureShared};
 use crate::config::SettingsMode;
+use crate::gate::{Gate, GateShared, SilentDrop};
 use crate::https::{HttpsServer, SettingsShared, SETTINGS_PATH};
 use crate::mosquitto_conf::BrokerKnobs;
 use crate::tempdir::TempDir;
+use crate::trust::{Refusal, Registry, Trust};
 
 /// The running stand-in agent. See the crate docs.
 ///
@@ -19,6 +21,12 @@ use crate::tempdir::TempDir;
 pub struct DevAgent {
     // Field order is drop order: servers and broker go before the temp dir.
     pub(super) https: Mutex<Option<HttpsServer>>,
+    /// In front of Mosquitto's job listener when trust or silent denial needs it.
+    pub(super) gate: Mutex<Option<Gate>>,
+    pub(super) gate_shared: Arc<GateShared>,
+    pub(super) registry: Arc<Registry>,
+    /// Mosquitto's own job listener: plain behind the gate, else the advertised TLS port.
+    pub(super) mosquitto_job_port: u16,
     pub(super) capture: Mutex<Option<Capture>>,
     pub(super) mosquitto: Mosquitto,
     pub(super) capture_shared: Arc<CaptureShared>,
@@ -90,6 +98,42 @@ impl DevAgent {
         Arc::clone(&self.client_tls)
     }
 
+    /// Adds a process to the launched-process registry under `job`, as the agent's runner does
+    /// right after starting a task. Only matters with [`Trust::Registry`].
+    pub fn register_process(&self, pid: u32, job: &str) {
+        self.registry.register(pid, job);
+    }
+
+    /// Removes a process from the registry (its task ended).
+    pub fn unregister_process(&self, pid: u32) {
+        self.registry.unregister(pid);
+    }
+
+    /// The trust rule in force.
+    pub fn trust(&self) -> Trust {
+        self.registry.trust
+    }
+
+    /// Every connection and request refused by the trust rules so far.
+    pub fn refusals(&self) -> Vec<Refusal> {
+        self.registry.refusals()
+    }
+
+    /// Every publish to an undeclared topic answered with success and dropped (silent denial).
+    pub fn silent_drops(&self) -> Vec<SilentDrop> {
+        self.gate_shared
+            .drops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether undeclared topics are dropped silently (and listed by
+    /// [`DevAgent::silent_drops`]) rather than denied with PUBACK 0x87.
+    pub fn silent_drops_enabled(&self) -> bool {
+        self.gate_shared.denial == crate::trust::Denial::Silent
+    }
+
     /// Switches how the Plugin Settings endpoint answers from now on.
     pub fn set_settings_mode(&self, m: SettingsMode) {
         *lock(&self.settings.mode) = m;
@@ -127,6 +171,9 @@ impl DevAgent {
         }
         if let Some(mut h) = lock(&self.https).take() {
             h.stop();
+        }
+        if let Some(mut g) = lock(&self.gate).take() {
+            g.stop();
         }
         drop(lock(&self.dir).take());
     }

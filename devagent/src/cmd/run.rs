@@ -6,7 +6,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use clap::Args;
+use kepm_devagent::run::keeperlogger::Level;
 use kepm_devagent::run::{run_job, RunOptions};
+use kepm_devagent::{Denial, Trust};
 
 use super::signals::{install_signal_handlers, Input};
 
@@ -28,6 +30,34 @@ pub(crate) struct RunArgs {
     /// Run even when lint finds errors (the exit status is still 1).
     #[arg(long)]
     force: bool,
+    /// Trust this executable although the runner did not start it, as the agent trusts a
+    /// binary signed with a certificate listed in Settings:AlternativeSignatures (a helper a
+    /// task's script starts, such as a signed `kepmlog`). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    trust_exe: Vec<std::path::PathBuf>,
+    /// Which processes may connect: registry (the agent's rule: the task processes the runner
+    /// starts, plus --trust-exe) or any (any local process: NOT what an endpoint does).
+    #[arg(long, value_name = "MODE", default_value = "registry", value_parser = parse_trust)]
+    trust: Trust,
+    /// Answer a publish to an undeclared topic with PUBACK 0x87, as Mosquitto does, instead of
+    /// the agent's usual success-and-drop.
+    #[arg(long)]
+    deny_visible: bool,
+    /// KeeperLogger's minimum level (the agent's system.logging.level; documented default
+    /// Warning): records below it are shown but not written to KeeperLogger.log.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    keeperlogger_level: Option<Level>,
+    /// Where the KeeperLogger stand-in appends (default: AGENT_ROOT/Logs/KeeperLogger.log).
+    #[arg(long, value_name = "FILE")]
+    keeperlogger_file: Option<std::path::PathBuf>,
+}
+
+pub(crate) fn parse_trust(s: &str) -> Result<Trust, String> {
+    s.parse().map_err(|e: kepm_devagent::Error| e.to_string())
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    s.parse().map_err(|e: kepm_devagent::Error| e.to_string())
 }
 
 pub(crate) fn run(args: RunArgs) -> ExitCode {
@@ -54,6 +84,15 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         cwd: args.cwd,
         cancel: Some(cancel),
         force: args.force,
+        trust: args.trust,
+        trusted_exes: args.trust_exe,
+        denial: if args.deny_visible {
+            Denial::Visible
+        } else {
+            Denial::Silent
+        },
+        keeperlogger_level: args.keeperlogger_level,
+        keeperlogger_file: args.keeperlogger_file,
     };
     match run_job(&args.file, &opts) {
         Ok(summary) => ExitCode::from(u8::from(!summary.ok())),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Args;
 use kepm_devagent::view::pretty_message;
 use kepm_devagent::{
-    timefmt, Config, DevAgent, Received, ResetProxy, SettingsMode, FALLBACK_BROKER,
+    timefmt, Config, Denial, DevAgent, Received, ResetProxy, SettingsMode, Trust, FALLBACK_BROKER,
 };
 use serde_json::{json, Value};
 
@@ -27,7 +27,7 @@ pub(crate) struct ServeArgs {
     allow: Vec<String>,
     /// Plugin Settings answer: ok, port-string, 403, 500 (any status), garbage,
     /// missing-keys, delay:MS, wrong-port, wrong-types, port-out-of-range, hang, plaintext,
-    /// other-host-cert, non-loopback-broker.
+    /// other-ca-cert, non-loopback-broker.
     #[arg(long, value_name = "MODE", default_value = "ok", value_parser = parse_mode)]
     settings: SettingsMode,
     /// Do not start the broker (start it later with the `broker start` command).
@@ -49,6 +49,34 @@ pub(crate) struct ServeArgs {
     /// Keep running at stdin EOF (for running in the background from a shell).
     #[arg(long)]
     ignore_stdin: bool,
+    /// Which processes may connect: any (default here, so a test harness's own process can
+    /// log) or registry (the agent's rule: only pids registered with `--register PID:JOB` or
+    /// the `register PID JOB` command, plus --trust-exe).
+    #[arg(long, value_name = "MODE", default_value = "any", value_parser = super::run::parse_trust)]
+    trust: Trust,
+    /// With --trust registry: a process the job runner launched, as PID:JOB. Repeatable.
+    #[arg(long, value_name = "PID:JOB", value_parser = parse_registration)]
+    register: Vec<(u32, String)>,
+    /// Trust this executable although not launched (the agent's AlternativeSignatures).
+    #[arg(long, value_name = "PATH")]
+    trust_exe: Vec<std::path::PathBuf>,
+    /// Answer a publish to a topic not in --allow with PUBACK 0x87 (Mosquitto's answer)
+    /// instead of the agent's usual success-and-drop.
+    #[arg(long)]
+    deny_visible: bool,
+}
+
+fn parse_registration(s: &str) -> Result<(u32, String), String> {
+    let (pid, job) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected PID:JOB, e.g. 4242:secret-scanner"))?;
+    let pid = pid
+        .parse()
+        .map_err(|_| format!("{s:?}: {pid:?} is not a process id"))?;
+    if job.is_empty() || job.contains('_') {
+        return Err(format!("{s:?}: the job id must be non-empty, without `_`"));
+    }
+    Ok((pid, job.to_string()))
 }
 
 fn parse_mode(s: &str) -> Result<SettingsMode, String> {
@@ -65,6 +93,13 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
     cfg.receive_maximum = args.receive_maximum;
     cfg.max_packet_size = args.max_packet_size;
     cfg.capture = !args.no_capture;
+    cfg.trust = args.trust;
+    cfg.trusted_exes = args.trust_exe.clone();
+    cfg.denial = if args.deny_visible {
+        Denial::Visible
+    } else {
+        Denial::Silent
+    };
 
     let (tx, rx) = mpsc::channel::<Input>();
     // Before starting anything: a signal during startup must still lead to cleanup.
@@ -80,6 +115,9 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for (pid, job) in &args.register {
+        agent.register_process(*pid, job);
+    }
     let out = Out;
 
     if !print_ready(&out, &agent, args.pretty) {
@@ -173,13 +211,27 @@ fn print_ready(out: &Out, agent: &DevAgent, pretty: bool) -> bool {
         let lines = [
             format!(
                 "kepm-devagent ready: Plugin Settings at {}, MQTT over TLS at {}:{} \
-                 (job may publish to: {}); CA {}; times below are UTC",
+                 (job may publish to: {}; other topics are {}); CA {}; times below are UTC",
                 agent.settings_url(),
                 agent.broker_host(),
                 agent.broker_port(),
                 agent.allowed_topics().join(", "),
+                if agent.silent_drops_enabled() {
+                    "acknowledged and dropped, as on the agent"
+                } else {
+                    "denied with PUBACK 0x87 (--deny-visible)"
+                },
                 ca
             ),
+            match agent.trust() {
+                Trust::Registry => "Process trust: registered processes only (the agent's rule): \
+                                    `register PID JOB` on stdin adds one"
+                    .to_string(),
+                Trust::AnyLocalProcess => "Process trust: OFF, any local process may connect \
+                                           (an endpoint trusts only the processes its runner \
+                                           starts; --trust registry enforces that here)"
+                    .to_string(),
+            },
             "Run a job tool against it (Ctrl-C here stops the agent):".to_string(),
             "  export KEEPER_JOB_ID=dev-job KEEPER_JOB_NAME=dev-job".to_string(),
             format!("  your-tool --keeper-api-base={}", agent.api_base()),
@@ -199,6 +251,11 @@ fn print_ready(out: &Out, agent: &DevAgent, pretty: bool) -> bool {
             "settings": agent.settings_mode().to_string(),
             "dir": agent.dir().display().to_string(),
             "pid": std::process::id(),
+            "trust": match agent.trust() {
+                Trust::Registry => "registry",
+                Trust::AnyLocalProcess => "any",
+            },
+            "denial": if agent.silent_drops_enabled() { "silent" } else { "visible" },
         }))
     }
 }
@@ -208,6 +265,7 @@ fn follow(agent: &DevAgent, stop: &AtomicBool, tx: &Sender<Input>, pretty: bool)
     let out = Out;
     let mut next_msg = 0usize;
     let mut next_client = 0usize;
+    let (mut next_drop, mut next_refusal) = (0usize, 0usize);
     loop {
         let finishing = stop.load(Ordering::SeqCst);
         let wait = if finishing {
@@ -242,6 +300,37 @@ fn follow(agent: &DevAgent, stop: &AtomicBool, tx: &Sender<Input>, pretty: bool)
             ok = ok && out.line(&line);
         }
         next_client = next_client.max(clients.len());
+        let drops = agent.silent_drops();
+        for d in drops.iter().skip(next_drop) {
+            let line = if pretty {
+                format!(
+                    "{} DROPPED  publish to {:?} by {}: not in the allowed topics, silently \
+                     dropped as the agent does (the client got a success PUBACK)",
+                    timefmt::hms_millis_utc(d.at),
+                    d.topic,
+                    d.client_id
+                )
+            } else {
+                event_first(
+                    &json!({"event": "dropped", "client_id": d.client_id, "topic": d.topic}),
+                )
+            };
+            ok = ok && out.line(&line);
+        }
+        next_drop = next_drop.max(drops.len());
+        let refusals = agent.refusals();
+        for r in refusals.iter().skip(next_refusal) {
+            let line = if pretty {
+                format!("{} REFUSED  {r}", timefmt::hms_millis_utc(r.at))
+            } else {
+                event_first(
+                    &json!({"event": "refused", "service": r.service, "rule": r.rule,
+                    "client_id": r.client_id, "detail": r.detail, "fix": r.fix}),
+                )
+            };
+            ok = ok && out.line(&line);
+        }
+        next_refusal = next_refusal.max(refusals.len());
         if !ok {
             let _ = tx.send(Input::StdoutClosed);
             return;
@@ -356,6 +445,20 @@ fn handle_command(out: &Out, agent: &DevAgent, proxy: &mut Option<ResetProxy>, l
                 .map_err(|e| e.to_string()),
         ),
         ["proxy", what] => reply(proxy_command(agent, proxy, what)),
+        ["register", pid, job] => reply(parse_registration(&format!("{pid}:{job}")).map(
+            |(pid, job)| {
+                agent.register_process(pid, &job);
+                json!({"pid": pid, "job": job})
+            },
+        )),
+        ["unregister", pid] => reply(
+            pid.parse::<u32>()
+                .map(|pid| {
+                    agent.unregister_process(pid);
+                    json!({"pid": pid})
+                })
+                .map_err(|_| format!("{pid:?} is not a process id")),
+        ),
         ["stats"] => {
             let mut per_topic: BTreeMap<String, usize> = BTreeMap::new();
             let msgs = agent.messages();
@@ -367,13 +470,16 @@ fn handle_command(out: &Out, agent: &DevAgent, proxy: &mut Option<ResetProxy>, l
                 "total": msgs.len(),
                 "clients": agent.clients(),
                 "settings_requests": agent.settings_requests(),
+                "dropped": agent.silent_drops().len(),
+                "refused": agent.refusals().len(),
                 "settings": agent.settings_mode().to_string(),
                 "broker_running": agent.broker_running(),
             })))
         }
         _ => reply(Err(
             "unknown command: use `broker stop`, `broker start`, `settings <mode>`, \
-             `proxy start|reset|stats|stop`, `stats` or `quit`"
+             `proxy start|reset|stats|stop`, `register PID JOB`, `unregister PID`, `stats` or \
+             `quit`"
                 .to_string(),
         )),
     }

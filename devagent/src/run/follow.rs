@@ -1,5 +1,6 @@
 //! Shows what the broker received while the tasks run: log records (checked against the
-//! KeeperLogger schema), events, denied publishes, clients.
+//! KeeperLogger schema, and marked when below KeeperLogger's minimum level), events, denied
+//! or silently dropped publishes, refused connections, clients.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::keeperlogger::{KeeperLogger, Verdict};
 use super::output::{now_hms, say};
 use super::report::Message;
 use crate::agent::DevAgent;
 use crate::lint::LOG_TOPIC;
 use crate::wait::wait_until;
-use crate::{schema, view};
+use crate::{schema, timefmt, view};
 
 /// How long to wait, after a task exits, for what it published to reach the capture.
 const SETTLE: Duration = Duration::from_secs(5);
@@ -23,15 +25,15 @@ const SETTLE: Duration = Duration::from_secs(5);
 pub(super) struct Follower {
     stop: Arc<AtomicBool>,
     printed: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<Vec<Message>>>,
+    thread: Option<JoinHandle<(Vec<Message>, KeeperLogger)>>,
 }
 
 impl Follower {
-    pub(super) fn start(agent: Arc<DevAgent>) -> Follower {
+    pub(super) fn start(agent: Arc<DevAgent>, keeperlogger: KeeperLogger) -> Follower {
         let stop = Arc::new(AtomicBool::new(false));
         let printed = Arc::new(AtomicUsize::new(0));
         let (s, p) = (Arc::clone(&stop), Arc::clone(&printed));
-        let thread = std::thread::spawn(move || follow(&agent, &s, &p));
+        let thread = std::thread::spawn(move || follow(&agent, &s, &p, keeperlogger));
         Follower {
             stop,
             printed,
@@ -48,19 +50,24 @@ impl Follower {
         std::thread::sleep(Duration::from_millis(150));
     }
 
-    pub(super) fn stop(mut self) -> Vec<Message> {
+    /// Ends the view; returns what it saw and the KeeperLogger stand-in (not yet flushed:
+    /// its `summary` does that). `None` only if the view's thread panicked.
+    pub(super) fn stop(mut self) -> Option<(Vec<Message>, KeeperLogger)> {
         self.stop.store(true, Ordering::SeqCst);
-        self.thread
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default()
+        self.thread.take().and_then(|t| t.join().ok())
     }
 }
 
-fn follow(agent: &DevAgent, stop: &AtomicBool, printed: &AtomicUsize) -> Vec<Message> {
+fn follow(
+    agent: &DevAgent,
+    stop: &AtomicBool,
+    printed: &AtomicUsize,
+    mut keeperlogger: KeeperLogger,
+) -> (Vec<Message>, KeeperLogger) {
     let mut out = Vec::new();
     let mut ids = HashSet::new();
-    let (mut next_denial, mut next_client) = (0usize, 0usize);
+    let (mut next_denial, mut next_client, mut next_refusal) = (0usize, 0usize, 0usize);
+    let silent = agent.silent_drops_enabled();
     loop {
         let finishing = stop.load(Ordering::SeqCst);
         let batch = agent.messages_from(
@@ -91,7 +98,14 @@ fn follow(agent: &DevAgent, stop: &AtomicBool, printed: &AtomicUsize) -> Vec<Mes
                     }
                 }
             }
-            say(&view::pretty_message(&m));
+            let line = view::pretty_message(&m);
+            match keeperlogger.accept(&m) {
+                Verdict::BelowMinimum => say(&format!(
+                    "{line}   (below {}: not written to KeeperLogger.log)",
+                    keeperlogger.minimum.name()
+                )),
+                Verdict::Written | Verdict::NotARecord => say(&line),
+            }
             for v in &violations {
                 say(&format!("             SCHEMA   {v}"));
             }
@@ -101,17 +115,45 @@ fn follow(agent: &DevAgent, stop: &AtomicBool, printed: &AtomicUsize) -> Vec<Mes
             });
             printed.store(out.len(), Ordering::SeqCst);
         }
-        let denials = agent.denials();
+        let denials: Vec<(String, String)> = if silent {
+            agent
+                .silent_drops()
+                .into_iter()
+                .map(|d| (d.client_id, d.topic))
+                .collect()
+        } else {
+            agent.denials()
+        };
         for (client, topic) in denials.iter().skip(next_denial) {
             say(&format!(
-                "{} DENIED   publish to {topic:?} by {client}: not in mqttTopics.allowedPublications \
-                 (PUBACK 0x87)",
-                now_hms()
+                "{} {}publish to {topic:?} by {client}: not in mqttTopics.allowedPublications \
+                 {}; fix: add it there",
+                now_hms(),
+                if silent { "DROPPED  " } else { "DENIED   " },
+                if silent {
+                    "(silently dropped by the agent: the client got a success PUBACK)"
+                } else {
+                    "(PUBACK 0x87)"
+                }
             ));
         }
         next_denial = next_denial.max(denials.len());
+        let refusals = agent.refusals();
+        for r in refusals.iter().skip(next_refusal) {
+            say(&format!(
+                "{} REFUSED  {}{}",
+                timefmt::hms_millis_utc(r.at),
+                r.client_id
+                    .as_ref()
+                    .map(|c| format!("client id {c}: "))
+                    .unwrap_or_default(),
+                r
+            ));
+        }
+        next_refusal = next_refusal.max(refusals.len());
+        keeperlogger.flush(finishing);
         if finishing {
-            return out;
+            return (out, keeperlogger);
         }
     }
 }

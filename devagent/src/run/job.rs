@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::follow::Follower;
+use super::keeperlogger::{KeeperLogger, Level};
 use super::output::say;
 use super::report::{print_summary, RunSummary, TaskResult};
 use super::task::{run_task, TaskEnv};
@@ -15,6 +16,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::lint::{self, LintOptions};
 use crate::os::Os;
+use crate::trust::{Denial, Trust};
 
 /// How to run a job.
 #[derive(Clone, Debug, Default)]
@@ -30,6 +32,18 @@ pub struct RunOptions {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Run even when lint reports errors (to see what the agent would do with a broken job).
     pub force: bool,
+    /// Which processes may connect. Default: the agent's rule, [`Trust::Registry`].
+    pub trust: Trust,
+    /// Executables trusted although the runner did not start them: the agent's
+    /// `AlternativeSignatures` (signed helpers a task's script may start).
+    pub trusted_exes: Vec<PathBuf>,
+    /// How an undeclared topic is answered. Default: the agent's, [`Denial::Silent`].
+    pub denial: Denial,
+    /// KeeperLogger's minimum level. Default: the documented `system.logging.level`, Warning.
+    pub keeperlogger_level: Option<Level>,
+    /// Where the KeeperLogger stand-in writes. Default: `{agent root}/Logs/KeeperLogger.log`
+    /// when the agent root is known; otherwise nothing is written.
+    pub keeperlogger_file: Option<PathBuf>,
 }
 
 /// Runs the job in `job_file`, printing the log view as it goes. Returns the summary (also
@@ -114,6 +128,9 @@ pub fn run_job(job_file: &Path, opts: &RunOptions) -> Result<RunSummary, Error> 
     let agent = match DevAgent::start(Config {
         allow: publications.clone(),
         log_publishes: true,
+        trust: opts.trust,
+        trusted_exes: opts.trusted_exes.clone(),
+        denial: opts.denial,
         ..Config::default()
     }) {
         Ok(a) => Arc::new(a),
@@ -138,7 +155,32 @@ pub fn run_job(job_file: &Path, opts: &RunOptions) -> Result<RunSummary, Error> 
         event_topic
     ));
 
-    let follower = Follower::start(Arc::clone(&agent));
+    let keeperlogger = KeeperLogger::new(
+        opts.keeperlogger_level.unwrap_or(Level::DEFAULT_MINIMUM),
+        opts.keeperlogger_file.clone().or_else(|| {
+            report
+                .agent_root
+                .as_ref()
+                .map(|r| r.join("Logs").join("KeeperLogger.log"))
+        }),
+    );
+    say(&format!(
+        "== process trust: {}; undeclared topics: {}; KeeperLogger writes {} and above to {}",
+        match opts.trust {
+            Trust::Registry => "only the task processes the runner starts (and --trust-exe)",
+            Trust::AnyLocalProcess => "any local process (--trust any: NOT the agent's rule)",
+        },
+        match opts.denial {
+            Denial::Silent => "success PUBACK, dropped (as the agent)",
+            Denial::Visible => "PUBACK 0x87 (--deny-visible)",
+        },
+        keeperlogger.minimum.name(),
+        keeperlogger.path.as_ref().map_or(
+            "nowhere (no agent root: pass --agent-root)".to_string(),
+            |p| { p.display().to_string() }
+        ),
+    ));
+    let follower = Follower::start(Arc::clone(&agent), keeperlogger);
     let tasks = job
         .get("tasks")
         .and_then(Value::as_array)
@@ -197,9 +239,20 @@ pub fn run_job(job_file: &Path, opts: &RunOptions) -> Result<RunSummary, Error> 
         }
         summary.tasks.push(r);
     }
-    let messages = follower.stop();
-    summary.messages = messages;
-    summary.denied = agent.denials();
+    if let Some((messages, keeperlogger)) = follower.stop() {
+        summary.messages = messages;
+        summary.keeperlogger = Some(keeperlogger.summary());
+    }
+    summary.denial = opts.denial;
+    summary.denied = match opts.denial {
+        Denial::Visible => agent.denials(),
+        Denial::Silent => agent
+            .silent_drops()
+            .into_iter()
+            .map(|d| (d.client_id, d.topic))
+            .collect(),
+    };
+    summary.refusals = agent.refusals();
     summary.clients = agent.clients();
     match Arc::try_unwrap(agent) {
         Ok(a) => a.shutdown(),

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::keeperlogger::KeeperLoggerSummary;
 use super::output::say;
 use crate::config::Received;
 use crate::lint::LOG_TOPIC;
+use crate::trust::{Denial, Refusal};
 use crate::{timefmt, view};
 
 /// What happened to one task.
@@ -103,9 +105,16 @@ pub struct RunSummary {
     pub not_started: Option<String>,
     pub tasks: Vec<TaskResult>,
     pub messages: Vec<Message>,
-    /// `(client id, topic)` of each publish the broker denied.
+    /// `(client id, topic)` of each publish to an undeclared topic: answered 0x87 with
+    /// [`Denial::Visible`], silently dropped with [`Denial::Silent`] (see `denial`).
     pub denied: Vec<(String, String)>,
+    /// How those were answered.
+    pub denial: Denial,
+    /// Connections and requests the trust rules refused.
+    pub refusals: Vec<Refusal>,
     pub clients: Vec<String>,
+    /// What the KeeperLogger stand-in received, wrote and left out.
+    pub keeperlogger: Option<KeeperLoggerSummary>,
 }
 
 impl RunSummary {
@@ -155,6 +164,7 @@ impl RunSummary {
                 .all(|t| !t.skipped && (t.succeeded() || (t.continue_on_failure && !t.cancelled)))
             && self.violations() == 0
             && self.denied.is_empty()
+            && self.refusals.is_empty()
     }
 
     pub fn to_json(&self) -> Value {
@@ -177,6 +187,23 @@ impl RunSummary {
                 v
             }).collect::<Vec<_>>(),
             "denied": self.denied.iter().map(|(c, t)| json!({"client_id": c, "topic": t})).collect::<Vec<_>>(),
+            "denial": match self.denial { Denial::Silent => "silent", Denial::Visible => "visible" },
+            "refusals": self.refusals.iter().map(|r| json!({
+                "at": timefmt::rfc3339_utc(r.at),
+                "service": r.service,
+                "rule": r.rule,
+                "client_id": r.client_id,
+                "detail": r.detail,
+                "fix": r.fix,
+            })).collect::<Vec<_>>(),
+            "keeperlogger": self.keeperlogger.as_ref().map(|k| json!({
+                "minimum_level": k.minimum.name(),
+                "file": k.path.as_ref().map(|p| p.display().to_string()),
+                "received": k.received,
+                "written": k.written,
+                "below_minimum": k.below,
+                "error": k.error,
+            })),
             "clients": self.clients,
             "summary": {
                 "log_messages": self.log_messages(),
@@ -184,6 +211,7 @@ impl RunSummary {
                 "events": self.events(),
                 "schema_violations": self.violations(),
                 "denied_publishes": self.denied.len(),
+                "refused_connections": self.refusals.len(),
             },
         })
     }
@@ -218,8 +246,34 @@ pub(super) fn print_summary(s: &RunSummary) {
         s.events()
     ));
     say(&format!("  schema violations: {}", s.violations()));
+    if let Some(k) = &s.keeperlogger {
+        say(&format!(
+            "  KeeperLogger: {} record(s) received, {} written to {}, {} below the minimum level \
+             {} (system.logging.level) and not written{}",
+            k.received,
+            k.written,
+            k.path
+                .as_ref()
+                .map_or("no file (no agent root)".to_string(), |p| p
+                    .display()
+                    .to_string()),
+            k.below,
+            k.minimum.name(),
+            k.error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ));
+    }
+    // A silent drop is what the agent usually does: the client saw success, the record is
+    // gone. So the line says so, rather than "denied", and "0" proves only that nothing was
+    // dropped here, where every publish is seen.
+    let label = match s.denial {
+        Denial::Silent => "publishes silently dropped by the agent (undeclared topic)",
+        Denial::Visible => "denied publishes",
+    };
     if s.denied.is_empty() {
-        say("  denied publishes: 0");
+        say(&format!("  {label}: 0"));
     } else {
         let mut per: BTreeMap<&str, usize> = BTreeMap::new();
         for (_, t) in &s.denied {
@@ -227,10 +281,14 @@ pub(super) fn print_summary(s: &RunSummary) {
         }
         let list: Vec<String> = per.iter().map(|(t, n)| format!("{n} to {t:?}")).collect();
         say(&format!(
-            "  denied publishes: {} ({}): add the topic(s) to mqttTopics.allowedPublications",
+            "  {label}: {} ({}): add the topic(s) to mqttTopics.allowedPublications",
             s.denied.len(),
             list.join(", ")
         ));
+    }
+    say(&format!("  refused connections: {}", s.refusals.len()));
+    for r in &s.refusals {
+        say(&format!("    {r}"));
     }
     if !s.clients.is_empty() {
         say(&format!("  clients: {}", s.clients.join(", ")));

@@ -123,6 +123,9 @@ pub(super) fn run_task(r: &mut TaskResult, task: &Value, env: &TaskEnv<'_>) {
             return;
         }
     };
+    // As the agent's runner: the process is trusted from right after its start.
+    let pid = child.id();
+    env.agent.register_process(pid, env.job_id);
     let output = Arc::new(Mutex::new(Vec::new()));
     let mut readers = Vec::new();
     if let Some(o) = child.stdout.take() {
@@ -167,6 +170,7 @@ pub(super) fn run_task(r: &mut TaskResult, task: &Value, env: &TaskEnv<'_>) {
         kill_tree(&mut child);
     }
     r.duration = start.elapsed();
+    env.agent.unregister_process(pid);
     if let Some(st) = status {
         r.exit_code = st.code();
     }
