@@ -40,7 +40,9 @@ func startDevagent(t *testing.T, allow ...string) *devagent {
 	if path == "" {
 		path = filepath.Join(repoRoot(), "target", "debug", "kepm-devagent")
 	}
-	args := []string{"serve"}
+	// --deny-visible: these tests cover kepmlog's handling of a denial it can see (PUBACK
+	// 0x87); the agent's usual silent drop is the devagent's own tests' concern.
+	args := []string{"serve", "--deny-visible"}
 	for _, a := range allow {
 		args = append(args, "--allow", a)
 	}

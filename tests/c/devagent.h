@@ -128,6 +128,8 @@ static int da_start(devagent *d, const char *const *allow) {
     if (pipe(in) || pipe(out)) return -1;
     argv[i++] = (char *)path;
     argv[i++] = (char *)"serve";
+    /* kepmlog's handling of a denial it can see (PUBACK 0x87) is what these tests cover. */
+    argv[i++] = (char *)"--deny-visible";
     while (allow && *allow && i < 28) {
         argv[i++] = (char *)"--allow";
         argv[i++] = (char *)*allow++;

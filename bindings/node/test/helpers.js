@@ -43,7 +43,9 @@ class DevAgent {
 
   /** Starts a devagent; `args` are extra `serve` arguments (e.g. ['--allow', 'KeeperLogger']). */
   static async start(args = []) {
-    const child = spawn(devagentPath(), ['serve', ...args], {
+    // --deny-visible: these tests cover kepmlog's handling of a denial it can see (PUBACK
+    // 0x87); the agent's usual silent drop is the devagent's own tests' concern.
+    const child = spawn(devagentPath(), ['serve', '--deny-visible', ...args], {
       env: { ...process.env, TMPDIR: '/tmp' },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

@@ -58,7 +58,7 @@ def start_devagent() -> Tuple["subprocess.Popen[str]", Dict[str, Any]]:
     proc = subprocess.Popen(
         # No capture subscriber: its stream of received messages would be read in this
         # process, competing for the GIL with the timed calls.
-        [path, "serve", "--allow", "KeeperLogger", "--no-capture"],
+        [path, "serve", "--deny-visible", "--allow", "KeeperLogger", "--no-capture"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
         env=dict(os.environ, TMPDIR="/tmp"),
     )

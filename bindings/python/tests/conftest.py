@@ -34,7 +34,9 @@ class DevAgent:
     """One `kepm-devagent serve` process; collects what its broker received."""
 
     def __init__(self, *extra: str, allow: tuple[str, ...] = ("KeeperLogger", EVENT_TOPIC)) -> None:
-        args = [devagent_path(), "serve"]
+        # --deny-visible: these tests cover kepmlog's handling of a denial it can see (PUBACK
+        # 0x87); the agent's usual silent drop is the devagent's own tests' concern.
+        args = [devagent_path(), "serve", "--deny-visible"]
         for topic in allow:
             args += ["--allow", topic]
         args += list(extra)
