@@ -481,7 +481,10 @@ func (l *Logger) EventJSON(js string) error {
 }
 
 // Flush waits until every record logged before the call is acknowledged, or the timeout.
-// ErrTimeout (Undelivered set) leaves the rest queued; ErrDenied reports refused publishes.
+// ErrTimeout (Undelivered set) leaves the rest queued; ErrDenied reports publishes the broker
+// refused visibly (PUBACK 0x87). The agent's broker usually denies silently (success, the
+// record gone), so a nil error proves only that nothing was refused visibly: kepm-devagent
+// lint and run find an undeclared topic.
 func (l *Logger) Flush(timeout time.Duration) error {
 	return l.with(func(p *C.kepmlog_logger) error {
 		var n C.uint64_t
