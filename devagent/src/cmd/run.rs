@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use clap::Args;
-use kepm_devagent::run::{run_job, RunOptions};
+use kepm_devagent::run::{parse_param, run_job, RunOptions};
 
 use super::signals::{install_signal_handlers, Input};
 
@@ -28,6 +28,13 @@ pub(crate) struct RunArgs {
     /// Run even when lint finds errors (the exit status is still 1).
     #[arg(long)]
     force: bool,
+    /// A parameter value, as the trigger API's JSON body supplies it (repeatable); it
+    /// replaces {NAME} in the tasks' arguments.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// Run as triggered by this event (the job must list it in "events").
+    #[arg(long, value_name = "NAME")]
+    event: Option<String>,
 }
 
 pub(crate) fn run(args: RunArgs) -> ExitCode {
@@ -54,6 +61,8 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         cwd: args.cwd,
         cancel: Some(cancel),
         force: args.force,
+        params: args.params,
+        event: args.event,
     };
     match run_job(&args.file, &opts) {
         Ok(summary) => ExitCode::from(u8::from(!summary.ok())),
