@@ -65,7 +65,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(f.path.starts_with('$'), "path {:?}", f.path);
         assert!(!f.message.is_empty(), "{f:?}");
         assert!(!f.fix.is_empty(), "{f:?}");
-        assert!(matches!(f.severity, Severity::Error | Severity::Warning));
+        assert!(matches!(
+            f.severity,
+            Severity::Error | Severity::Warning | Severity::Note
+        ));
         let _ = f.to_string();
         let _ = f.to_json();
     }
