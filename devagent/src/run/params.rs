@@ -183,7 +183,11 @@ mod tests {
     #[test]
     fn values_defaults_and_refusals() {
         let got = resolve(&job(), &[("Target".into(), "/srv".into())]).expect("resolves");
-        assert_eq!(got, [("Target".into(), "/srv".into()), ("Depth".into(), "2".into())]);
+        let want = vec![
+            ("Target".to_string(), "/srv".to_string()),
+            ("Depth".to_string(), "2".to_string()),
+        ];
+        assert_eq!(got, want);
         let e = resolve(&job(), &[]).expect_err("Target is required");
         assert!(e.contains("--param Target=VALUE"), "{e}");
         let e = resolve(&job(), &[("target".into(), "x".into())]).expect_err("case");
