@@ -354,7 +354,10 @@ fn exit_status_and_text_output() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("good-minimal.json: ok"), "{out}");
     assert!(out.contains("warning[enabled-false] $.enabled"), "{out}");
-    assert!(out.contains("2 file(s): 0 error(s), 1 warning(s), 0 note(s)"), "{out}");
+    assert!(
+        out.contains("2 file(s): 0 error(s), 1 warning(s), 0 note(s)"),
+        "{out}"
+    );
     let (code, out) = lint_cmd(&["--agent-root", root, bad.to_str().expect("path")]);
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -503,7 +506,13 @@ fn vendor_corpus() {
                 .iter()
                 .map(|f| format!("{} {} {}", f.severity, f.rule, f.path))
                 .collect();
-            assert_eq!(got, want, "{} as {host:?}: {:#?}", case.display(), report.findings);
+            assert_eq!(
+                got,
+                want,
+                "{} as {host:?}: {:#?}",
+                case.display(),
+                report.findings
+            );
         }
     }
 }
@@ -529,7 +538,13 @@ fn lint_as_another_os() {
     let root = dir().join("agent-root");
     let root = root.to_str().expect("path");
     // A Linux-only job: Windows is not targeted, so neither its path nor its binary matter.
-    let (code, out) = lint_cmd(&["--os", "windows", "--agent-root", root, linux.to_str().expect("p")]);
+    let (code, out) = lint_cmd(&[
+        "--os",
+        "windows",
+        "--agent-root",
+        root,
+        linux.to_str().expect("p"),
+    ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("my-tool.json: ok"), "{out}");
     // A Windows job: as Windows, its POSIX executablePath is flagged, and the absolute path of
@@ -545,7 +560,13 @@ fn lint_as_another_os() {
     assert!(out.contains("error[task-executable-path]"), "{out}");
     assert!(out.contains("is not an absolute path on windows"), "{out}");
     // As Linux, the binary check is skipped for a Windows-only job, and notes are counted.
-    let (code, out) = lint_cmd(&["--format", "json", "--os", "linux", windows_posix.to_str().expect("p")]);
+    let (code, out) = lint_cmd(&[
+        "--format",
+        "json",
+        "--os",
+        "linux",
+        windows_posix.to_str().expect("p"),
+    ]);
     assert_eq!(code, 1, "{out}");
     let v: Value = serde_json::from_str(out.trim()).expect("JSON");
     assert_eq!(v["errors"], 1);
@@ -556,10 +577,22 @@ fn lint_as_another_os() {
 #[test]
 fn notes_are_their_own_severity() {
     let f = dir().join("jobs/vendor/parameter-undeclared/parameter-undeclared.json");
-    let (code, out) = lint_cmd(&["--format", "json", "--no-binary-check", f.to_str().expect("p")]);
+    let (code, out) = lint_cmd(&[
+        "--format",
+        "json",
+        "--no-binary-check",
+        f.to_str().expect("p"),
+    ]);
     assert_eq!(code, 0, "{out}");
     let v: Value = serde_json::from_str(out.trim()).expect("JSON");
-    assert_eq!((v["errors"].as_u64(), v["warnings"].as_u64(), v["notes"].as_u64()), (Some(0), Some(1), Some(1)));
+    assert_eq!(
+        (
+            v["errors"].as_u64(),
+            v["warnings"].as_u64(),
+            v["notes"].as_u64()
+        ),
+        (Some(0), Some(1), Some(1))
+    );
     let severities: Vec<&str> = v["findings"]
         .as_array()
         .expect("findings")

@@ -25,11 +25,13 @@ mod topics;
 
 pub use crate::binary::{bin_path, resolve_binary};
 pub use crate::os::Os;
+pub use events::{event_name, AGENT_EVENTS};
 pub use finding::{Finding, Severity};
 pub use job::{default_agent_root, lint_file, lint_value, LintOptions, Report};
-pub use schedule::{check_cron, parse_utc};
-pub use events::{event_name, AGENT_EVENTS};
-pub use params::{declared_parameters, placeholders, value_text as parameter_value_text, Parameter};
+pub use params::{
+    declared_parameters, placeholders, value_text as parameter_value_text, Parameter,
+};
 pub use paths::is_absolute_on;
+pub use schedule::{check_cron, parse_utc};
 pub use tasks::{API_BASE_ARGUMENT, API_BASE_PLACEHOLDER, EXECUTION_TYPES};
 pub use topics::{topic_allowed, topic_matches, LOG_TOPIC};

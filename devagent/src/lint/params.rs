@@ -96,8 +96,7 @@ pub fn placeholders(line: &str) -> Vec<&str> {
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
@@ -203,7 +202,10 @@ impl Linter<'_> {
                 "write e.g. \"type\": \"string\"",
             ),
         }
-        if let Some(v) = p.get("required").filter(|v| !v.is_boolean() && !v.is_null()) {
+        if let Some(v) = p
+            .get("required")
+            .filter(|v| !v.is_boolean() && !v.is_null())
+        {
             self.error(
                 &format!("{path}.required"),
                 "parameter-required",
@@ -251,9 +253,7 @@ impl Linter<'_> {
                 self.warning(
                     &format!("$.tasks[{i}].arguments"),
                     "parameter-undeclared",
-                    format!(
-                        "{{{name}}} is not a declared parameter: the task gets it as written"
-                    ),
+                    format!("{{{name}}} is not a declared parameter: the task gets it as written"),
                     &match close {
                         Some(n) => format!("write {{{n}}} (parameter names are case-sensitive)"),
                         None => format!(

@@ -52,7 +52,9 @@ mod tests {
         ] {
             assert!(is_absolute_on(Os::Windows, ok), "{ok}");
         }
-        for bad in ["C:x.exe", "\\x.exe", "x.exe", "/opt/x", "\\\\", "\\\\\\x", "1:\\x"] {
+        for bad in [
+            "C:x.exe", "\\x.exe", "x.exe", "/opt/x", "\\\\", "\\\\\\x", "1:\\x",
+        ] {
             assert!(!is_absolute_on(Os::Windows, bad), "{bad}");
         }
     }

@@ -97,7 +97,10 @@ impl Linter<'_> {
                 }
                 _ => None,
             };
-            if target.check_binaries && target.oses.contains(&target.host) {
+            // A path that is not absolute here was reported above; looking it up would
+            // only repeat that.
+            let path_usable = exe_path.is_none_or(|s| paths::is_absolute_on(target.host, s));
+            if target.check_binaries && path_usable && target.oses.contains(&target.host) {
                 if let Some(cmd) = command {
                     self.check_binary(&p, cmd, exe_path, target);
                 }

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::lint::{declared_parameters, placeholders, Parameter, EXECUTION_TYPES};
-use crate::lint::{API_BASE_PLACEHOLDER, AGENT_EVENTS};
+use crate::lint::{AGENT_EVENTS, API_BASE_PLACEHOLDER};
 
 /// Checks the trigger (`event`, when given) and resolves the parameter values; the
 /// message of `Err` says what to pass instead.
@@ -35,7 +35,10 @@ pub fn parse_param(s: &str) -> Result<(String, String), String> {
 /// supplied name the job does not declare, a value its type does not accept, and a
 /// required parameter with neither ("Jobs: Definition & Format": name, type, default,
 /// required).
-pub fn resolve(job: &Value, supplied: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+pub fn resolve(
+    job: &Value,
+    supplied: &[(String, String)],
+) -> Result<Vec<(String, String)>, String> {
     let declared = declared_parameters(job);
     let names = || {
         if declared.is_empty() {
@@ -163,7 +166,11 @@ pub fn execution_note(task: &Value) -> Option<String> {
          must be named in Settings:AllowedNonAdminExecutables to reach the broker and Plugin \
          Settings",
         if t == "UserDesktop" { "desktop " } else { "" },
-        if t == "UserElevated" { ", elevated" } else { "" },
+        if t == "UserElevated" {
+            ", elevated"
+        } else {
+            ""
+        },
     ))
 }
 
@@ -194,7 +201,10 @@ mod tests {
         assert!(e.contains("declares Target, Depth, Label"), "{e}");
         let e = resolve(
             &job(),
-            &[("Target".into(), "x".into()), ("Depth".into(), "deep".into())],
+            &[
+                ("Target".into(), "x".into()),
+                ("Depth".into(), "deep".into()),
+            ],
         )
         .expect_err("type");
         assert!(e.contains("type \"int\""), "{e}");
