@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
         host,
         // Fixed, so that runAt checks do not depend on the day.
         now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        check_binaries: true,
     };
     let report = lint_file(&file, &opts);
     let is_json = serde_json::from_slice::<serde_json::Value>(body).is_ok();
@@ -55,13 +56,19 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(report.findings[0].rule, "json-syntax");
         assert!(report.findings[0].position.is_some());
     }
-    assert_eq!(report.errors() + report.warnings(), report.findings.len());
+    assert_eq!(
+        report.errors() + report.warnings() + report.notes(),
+        report.findings.len()
+    );
     for f in &report.findings {
         assert!(!f.rule.is_empty());
         assert!(f.path.starts_with('$'), "path {:?}", f.path);
         assert!(!f.message.is_empty(), "{f:?}");
         assert!(!f.fix.is_empty(), "{f:?}");
-        assert!(matches!(f.severity, Severity::Error | Severity::Warning));
+        assert!(matches!(
+            f.severity,
+            Severity::Error | Severity::Warning | Severity::Note
+        ));
         let _ = f.to_string();
         let _ = f.to_json();
     }

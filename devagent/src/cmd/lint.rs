@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use kepm_devagent::lint::{lint_file, LintOptions};
+use kepm_devagent::lint::{lint_file, LintOptions, Os};
 use serde_json::{json, Value};
 
 use super::out::Out;
@@ -20,6 +20,20 @@ pub(crate) struct LintArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: LintFormat,
+    /// Check as if on this OS: its jobs' binaries under --agent-root (PATH and absolute
+    /// executablePaths of another OS cannot be checked from here). Default: this machine's.
+    #[arg(long, value_enum)]
+    os: Option<LintOs>,
+    /// Skip the binary checks (task-binary), e.g. in CI before the tools are built.
+    #[arg(long)]
+    no_binary_check: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LintOs {
+    Windows,
+    Linux,
+    Macos,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -31,11 +45,19 @@ enum LintFormat {
 pub(crate) fn lint(args: &LintArgs) -> ExitCode {
     let opts = LintOptions {
         agent_root: args.agent_root.clone(),
+        host: match args.os {
+            Some(LintOs::Windows) => Os::Windows,
+            Some(LintOs::Linux) => Os::Linux,
+            Some(LintOs::Macos) => Os::MacOs,
+            None => Os::current(),
+        },
+        check_binaries: !args.no_binary_check,
         ..LintOptions::default()
     };
     let reports: Vec<_> = args.files.iter().map(|f| lint_file(f, &opts)).collect();
     let errors: usize = reports.iter().map(|r| r.errors()).sum();
     let warnings: usize = reports.iter().map(|r| r.warnings()).sum();
+    let notes: usize = reports.iter().map(|r| r.notes()).sum();
     let out = Out;
     match args.format {
         LintFormat::Json => {
@@ -49,12 +71,12 @@ pub(crate) fn lint(args: &LintArgs) -> ExitCode {
                 .zip(&reports)
                 .map(|(f, r)| {
                     json!({"file": f.display().to_string(), "errors": r.errors(),
-                           "warnings": r.warnings()})
+                           "warnings": r.warnings(), "notes": r.notes()})
                 })
                 .collect();
             out.line(
                 &json!({"files": files, "findings": findings, "errors": errors,
-                        "warnings": warnings})
+                        "warnings": warnings, "notes": notes})
                 .to_string(),
             );
         }
@@ -68,7 +90,7 @@ pub(crate) fn lint(args: &LintArgs) -> ExitCode {
                 }
             }
             out.line(&format!(
-                "{} file(s): {errors} error(s), {warnings} warning(s)",
+                "{} file(s): {errors} error(s), {warnings} warning(s), {notes} note(s)",
                 args.files.len()
             ));
         }

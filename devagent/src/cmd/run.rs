@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use kepm_devagent::run::keeperlogger::Level;
-use kepm_devagent::run::{run_job, RunOptions};
+use kepm_devagent::run::{parse_param, run_job, RunOptions};
 use kepm_devagent::{Denial, Trust};
 
 use super::signals::{install_signal_handlers, Input};
@@ -30,6 +30,13 @@ pub(crate) struct RunArgs {
     /// Run even when lint finds errors (the exit status is still 1).
     #[arg(long)]
     force: bool,
+    /// A parameter value, as the trigger API's JSON body supplies it (repeatable); it
+    /// replaces {NAME} in the tasks' arguments.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// Run as triggered by this event (the job must list it in "events").
+    #[arg(long, value_name = "NAME")]
+    event: Option<String>,
     /// Trust this executable although the runner did not start it, as the agent trusts a
     /// binary signed with a certificate listed in Settings:AlternativeSignatures (a helper a
     /// task's script starts, such as a signed `kepmlog`). Repeatable.
@@ -84,6 +91,8 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         cwd: args.cwd,
         cancel: Some(cancel),
         force: args.force,
+        params: args.params,
+        event: args.event,
         trust: args.trust,
         trusted_exes: args.trust_exe,
         denial: if args.deny_visible {

@@ -5,11 +5,13 @@ use std::fmt;
 
 use serde_json::{json, Value};
 
-/// Error: the agent would reject or fail the job. Warning: probably a mistake.
+/// Error: the agent refuses the job or it cannot work. Warning: works on the agent, but
+/// likely not what the author meant. Note: a kepmlog convention, not an agent rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Error,
     Warning,
+    Note,
 }
 
 impl Severity {
@@ -17,6 +19,7 @@ impl Severity {
         match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         }
     }
 }
@@ -120,6 +123,10 @@ impl Linter<'_> {
 
     pub(super) fn warning(&mut self, path: &str, rule: &'static str, msg: String, fix: &str) {
         self.push(Severity::Warning, path, rule, msg, fix);
+    }
+
+    pub(super) fn note(&mut self, path: &str, rule: &'static str, msg: String, fix: &str) {
+        self.push(Severity::Note, path, rule, msg, fix);
     }
 
     /// A key the schema does not know, with the documented name when only its case differs.

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::finding::{Finding, Linter, Severity};
+use super::tasks::Target;
 use crate::os::Os;
 
 /// How to lint.
@@ -20,6 +21,9 @@ pub struct LintOptions {
     pub host: Os,
     /// Reference time for "runAt is in the past". Default: now.
     pub now: SystemTime,
+    /// Whether binaries are looked up (`task-binary`). Off for a CI gate that lints jobs
+    /// whose binaries are built or installed elsewhere.
+    pub check_binaries: bool,
 }
 
 impl Default for LintOptions {
@@ -28,6 +32,7 @@ impl Default for LintOptions {
             agent_root: None,
             host: Os::current(),
             now: SystemTime::now(),
+            check_binaries: true,
         }
     }
 }
@@ -57,13 +62,16 @@ pub struct Report {
 
 impl Report {
     pub fn errors(&self) -> usize {
-        self.findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count()
+        self.count(Severity::Error)
     }
     pub fn warnings(&self) -> usize {
-        self.findings.len() - self.errors()
+        self.count(Severity::Warning)
+    }
+    pub fn notes(&self) -> usize {
+        self.count(Severity::Note)
+    }
+    fn count(&self, sev: Severity) -> usize {
+        self.findings.iter().filter(|f| f.severity == sev).count()
     }
 }
 
@@ -150,10 +158,19 @@ pub fn lint_value(
     l.check_document_fields(root);
     let has_events = l.check_events(root);
     l.check_schedule(root, has_events, opts.now);
-    let host_included = l.check_os_filter(root, opts.host);
+    let targets = l.check_os_filter(root);
     let publications = l.check_mqtt(root);
     l.check_event_topic(root, id.as_deref(), publications.as_deref());
-    l.check_tasks(root, agent_root, host_included, opts.host);
+    l.check_parameters(root);
+    l.check_tasks(
+        root,
+        &Target {
+            oses: &targets,
+            host: opts.host,
+            agent_root,
+            check_binaries: opts.check_binaries,
+        },
+    );
     l.out
 }
 

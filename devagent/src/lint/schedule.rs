@@ -32,13 +32,18 @@ impl Linter<'_> {
         now: SystemTime,
     ) {
         let Some(schedule) = root.get("schedule") else {
+            // "Jobs: Definition & Format": the API is a trigger of its own, so such a job is
+            // valid; it is only likely to be a mistake.
             if !has_events {
-                self.error(
+                self.warning(
                     "$.schedule",
                     "schedule-missing",
-                    "no \"schedule\" and no \"events\": the job would never run on its own".into(),
+                    "no \"schedule\" and no \"events\": the job runs only when triggered \
+                     through the API (POST /api/Jobs/{id}/run or /trigger)"
+                        .into(),
                     "add \"schedule\": {\"intervalMinutes\": 60} (or cronExpression, runAt, \
-                     calendar), or an event trigger",
+                     calendar), or \"events\": [\"Startup\"], unless the job is meant to run on \
+                     demand only",
                 );
             }
             return;
@@ -96,6 +101,19 @@ impl Linter<'_> {
         }
         let entries = obj.get("calendar").and_then(Value::as_array);
         for (i, e) in entries.into_iter().flatten().enumerate() {
+            let has = |k: &str| e.get(k).is_some_and(|v| !v.is_null());
+            if e.is_object() && !has("daysOfWeek") && !has("daysOfMonth") {
+                // The vendor's entries always name days; what the agent does without them is
+                // not documented.
+                self.warning(
+                    &format!("$.schedule.calendar[{i}]"),
+                    "schedule-calendar",
+                    "the calendar entry names no days (daysOfWeek or daysOfMonth): when it \
+                     runs is undocumented"
+                        .into(),
+                    "add \"daysOfWeek\": [\"Monday\", ...] or \"daysOfMonth\": [1, 15]",
+                );
+            }
             let days = e.get("daysOfWeek").and_then(Value::as_array);
             for (j, day) in days.into_iter().flatten().enumerate() {
                 if day.as_str().is_some_and(|d| !is_day(d)) {

@@ -305,7 +305,7 @@ mod tests {
             (Severity::Warning, "unknown-field", "$.Tasks", "unknown field \"Tasks\"; the documented name is \"tasks\""),
             (Severity::Error, "schedule-interval", "$.schedule.intervalMinutes", "expected a positive whole number (minutes between runs, counted from the scheduler's start, not clock-aligned), found 0"),
             (Severity::Error, "task-timeout", "$.tasks[0].timeoutSeconds", "expected a positive whole number (the agent kills the task after this many seconds), found -1"),
-            (Severity::Error, "task-execution-type", "$.tasks[0].ExecutionType", "expected \"Service\", \"User\" or \"UserDesktop\" (whose session the task runs in), found \"Root\""),
+            (Severity::Error, "task-execution-type", "$.tasks[0].ExecutionType", "expected \"Service\", \"User\", \"UserDesktop\" or \"UserElevated\" (whose session the task runs in), found \"Root\""),
         ];
         let got: Vec<(Severity, &str, &str, &str)> = got
             .iter()

@@ -1,5 +1,5 @@
-//! `tasks`: command and binary, the `arguments` command line, ExecutionType, timeouts,
-//! continueOnFailure, scriptType.
+//! `tasks`: command and binary (executablePath checked for the OSes the job targets), the
+//! `arguments` command line, ExecutionType, timeouts, continueOnFailure, scriptType.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::finding::{kind, Linter};
+use super::paths;
 use crate::binary::{bin_path, resolve_binary};
 use crate::cmdline;
 use crate::os::Os;
@@ -18,14 +19,20 @@ pub const API_BASE_ARGUMENT: &str = "--keeper-api-base={KeeperApiBaseUrl}";
 
 const SCRIPT_TYPES: &[&str] = &["Auto", "PowerShell", "Bash", "Shell", "Python", "Batch"];
 
+/// The execution types "Jobs and Applications" documents; `Service` is the default.
+pub const EXECUTION_TYPES: &[&str] = &["Service", "User", "UserDesktop", "UserElevated"];
+
+/// Where the tasks are checked: the OSes the job targets (paths), and the OS lint runs as
+/// (binaries).
+pub(super) struct Target<'a> {
+    pub oses: &'a [Os],
+    pub host: Os,
+    pub agent_root: Option<&'a Path>,
+    pub check_binaries: bool,
+}
+
 impl Linter<'_> {
-    pub(super) fn check_tasks(
-        &mut self,
-        root: &Map<String, Value>,
-        agent_root: Option<&Path>,
-        host_included: bool,
-        host: Os,
-    ) {
+    pub(super) fn check_tasks(&mut self, root: &Map<String, Value>, target: &Target<'_>) {
         // Missing, empty or not an array: the schema reported it.
         let Some(list) = root.get("tasks").and_then(Value::as_array) else {
             return;
@@ -72,6 +79,7 @@ impl Linter<'_> {
                 _ => None,
             };
             self.check_arguments(&p, task);
+            self.check_execution_type(&p, task);
             if let Some(Value::String(s)) = task.get("scriptType") {
                 if !SCRIPT_TYPES.iter().any(|k| k.eq_ignore_ascii_case(s)) {
                     self.warning(
@@ -84,55 +92,128 @@ impl Linter<'_> {
             }
             let exe_path = match task.get("executablePath") {
                 Some(Value::String(s)) if !s.is_empty() => {
-                    if !Path::new(s).is_absolute() {
-                        self.error(
-                            &format!("{p}.executablePath"),
-                            "task-executable-path",
-                            format!("executablePath {s:?} is not absolute"),
-                            "give the full path, or remove it to use Jobs/bin/{command}/{command}",
-                        );
-                        None
-                    } else {
-                        Some(s.as_str())
-                    }
+                    self.check_executable_path(&p, s, target.oses);
+                    Some(s.as_str())
                 }
                 _ => None,
             };
-            if host_included {
+            // A path that is not absolute here was reported above; looking it up would
+            // only repeat that.
+            let path_usable = exe_path.is_none_or(|s| paths::is_absolute_on(target.host, s));
+            if target.check_binaries && path_usable && target.oses.contains(&target.host) {
                 if let Some(cmd) = command {
-                    if let Err(tried) = resolve_binary(cmd, exe_path, agent_root, host) {
-                        let fix = match (exe_path, agent_root) {
-                            (Some(_), _) => {
-                                "install the binary at executablePath, or fix the path".to_string()
-                            }
-                            (None, Some(r)) => format!(
-                                "build the tool and install it at {}",
-                                bin_path(r, cmd, host).display()
-                            ),
-                            (None, None) => "pass --agent-root DIR (the binary then lives at \
-                                 DIR/Jobs/bin/{command}/{command}), set executablePath, or put \
-                                 it on PATH"
-                                .to_string(),
-                        };
-                        self.error(
-                            &format!(
-                                "{p}.{}",
-                                if exe_path.is_some() {
-                                    "executablePath"
-                                } else {
-                                    "command"
-                                }
-                            ),
-                            "task-binary",
-                            format!(
-                                "the binary for {cmd:?} does not exist (tried {})",
-                                tried.join(", ")
-                            ),
-                            &fix,
-                        );
-                    }
+                    self.check_binary(&p, cmd, exe_path, target);
                 }
             }
+        }
+    }
+
+    /// An absolute path on every OS the job targets (a Windows-only job is checked with
+    /// Windows rules wherever lint runs).
+    fn check_executable_path(&mut self, p: &str, s: &str, oses: &[Os]) {
+        for os in oses {
+            if !paths::is_absolute_on(*os, s) {
+                self.error(
+                    &format!("{p}.executablePath"),
+                    "task-executable-path",
+                    format!(
+                        "executablePath {s:?} is not an absolute path on {} (the job's osFilter \
+                         targets it)",
+                        os.key()
+                    ),
+                    &format!(
+                        "give the full path as {} writes it (e.g. {:?}), remove it to use \
+                         Jobs/bin/{{command}}/{{command}}, or exclude {} in osFilter",
+                        os.key(),
+                        paths::example(*os),
+                        os.key()
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Both spellings are the vendor's: `ExecutionType` (the Custom Job Guide) and
+    /// `executionType` ("Jobs and Applications"); the values are checked by the schema.
+    fn check_execution_type(&mut self, p: &str, task: &Map<String, Value>) {
+        if let (Some(a), Some(b)) = (task.get("ExecutionType"), task.get("executionType")) {
+            if a != b {
+                self.warning(
+                    &format!("{p}.executionType"),
+                    "task-execution-type",
+                    format!(
+                        "the task sets both ExecutionType {a} and executionType {b}: which one \
+                         the agent reads is undocumented"
+                    ),
+                    "keep one of them",
+                );
+            }
+        }
+    }
+
+    /// The binary resolves on the OS lint runs as. Lint running as another OS (`--os`) cannot
+    /// see that OS's PATH or its absolute paths, so what it cannot check is a note or warning.
+    fn check_binary(&mut self, p: &str, cmd: &str, exe_path: Option<&str>, target: &Target<'_>) {
+        let host = target.host;
+        let agent_root = target.agent_root;
+        if host != Os::current() {
+            if let Some(exe) = exe_path {
+                self.note(
+                    &format!("{p}.executablePath"),
+                    "task-binary",
+                    format!(
+                        "executablePath {exe:?} not checked: lint runs on {} as {}",
+                        Os::current().key(),
+                        host.key()
+                    ),
+                    &format!("lint on {} to check the binary exists", host.key()),
+                );
+                return;
+            }
+            let Some(root) = agent_root else { return };
+            let bin = bin_path(root, cmd, host);
+            if !bin.is_file() {
+                self.warning(
+                    &format!("{p}.command"),
+                    "task-binary",
+                    format!(
+                        "the binary for {cmd:?} is not at {} (PATH on {} not checked)",
+                        bin.display(),
+                        host.key()
+                    ),
+                    &format!("install it at {}", bin.display()),
+                );
+            }
+            return;
+        }
+        if let Err(tried) = resolve_binary(cmd, exe_path, agent_root, host) {
+            let fix = match (exe_path, agent_root) {
+                (Some(_), _) => "install the binary at executablePath, or fix the path".to_string(),
+                (None, Some(r)) => format!(
+                    "build the tool and install it at {}",
+                    bin_path(r, cmd, host).display()
+                ),
+                (None, None) => "pass --agent-root DIR (the binary then lives at \
+                     DIR/Jobs/bin/{command}/{command}), set executablePath, or put \
+                     it on PATH"
+                    .to_string(),
+            };
+            self.error(
+                &format!(
+                    "{p}.{}",
+                    if exe_path.is_some() {
+                        "executablePath"
+                    } else {
+                        "command"
+                    }
+                ),
+                "task-binary",
+                format!(
+                    "the binary for {cmd:?} does not exist (tried {})",
+                    tried.join(", ")
+                ),
+                &fix,
+            );
         }
     }
 

@@ -13,7 +13,21 @@ impl Linter<'_> {
     /// Returns allowedPublications when it is a usable list. That mqttTopics is there and
     /// its shape are the schema's.
     pub(super) fn check_mqtt(&mut self, root: &Map<String, Value>) -> Option<Vec<String>> {
-        let obj = root.get("mqttTopics")?.as_object()?;
+        let Some(mqtt) = root.get("mqttTopics").filter(|v| !v.is_null()) else {
+            // Optional for the agent ("Jobs: Definition & Format"): a task that uses no MQTT
+            // may omit it, but then it cannot log either.
+            self.warning(
+                "$.mqttTopics",
+                "mqtt-topics-missing",
+                "no \"mqttTopics\": the agent sets no KEEPER_JOB_ID/KEEPER_JOB_NAME and the \
+                 broker lets the task publish nothing, so it cannot log to KeeperLogger"
+                    .into(),
+                "add \"mqttTopics\": {\"allowedPublications\": [\"KeeperLogger\"], \
+                 \"allowedSubscriptions\": []} unless the task uses no MQTT",
+            );
+            return None;
+        };
+        let obj = mqtt.as_object()?;
         let mut publications = None;
         for key in MQTT_FIELDS {
             let Some(list) = obj.get(*key).and_then(Value::as_array) else {
@@ -42,7 +56,8 @@ impl Linter<'_> {
             .as_ref()
             .is_some_and(|t| t.iter().any(|t| t == LOG_TOPIC));
         if !has_log {
-            self.error(
+            // Only the task knows whether it logs: a job may use MQTT for other topics alone.
+            self.warning(
                 "$.mqttTopics.allowedPublications",
                 "mqtt-keeper-logger",
                 "allowedPublications does not list \"KeeperLogger\": every log record would be \

@@ -44,6 +44,10 @@ pub struct RunOptions {
     /// Where the KeeperLogger stand-in writes. Default: `{agent root}/Logs/KeeperLogger.log`
     /// when the agent root is known; otherwise nothing is written.
     pub keeperlogger_file: Option<PathBuf>,
+    /// Parameter values, as the trigger API's JSON body supplies them (`--param NAME=VALUE`).
+    pub params: Vec<(String, String)>,
+    /// Run as triggered by this event (`--event NAME`); the job must have that trigger.
+    pub event: Option<String>,
 }
 
 /// Runs the job in `job_file`, printing the log view as it goes. Returns the summary (also
@@ -106,6 +110,14 @@ pub fn run_job(job_file: &Path, opts: &RunOptions) -> Result<RunSummary, Error> 
         ));
         return finish(summary, opts);
     }
+    let values = match super::params::prepare(&job, &opts.params, opts.event.as_deref()) {
+        Ok(v) => v,
+        Err(e) => {
+            say(&format!("kepm-devagent run: {e}"));
+            summary.not_started = Some(e);
+            return finish(summary, opts);
+        }
+    };
     let topics = |k: &str| -> Vec<String> {
         job.get("mqttTopics")
             .and_then(|m| m.get(k))
@@ -184,8 +196,14 @@ pub fn run_job(job_file: &Path, opts: &RunOptions) -> Result<RunSummary, Error> 
     let tasks = job
         .get("tasks")
         .and_then(Value::as_array)
-        .cloned()
+        .map(|t| super::params::apply(t, &values))
         .unwrap_or_default();
+    for (n, v) in &values {
+        say(&format!("== parameter {n} = {v:?}"));
+    }
+    if let Some(e) = &opts.event {
+        say(&format!("== triggered by event {e}"));
+    }
     let agent_root = report.agent_root.clone();
     let mut failed_hard = false;
     for (i, task) in tasks.iter().enumerate() {
@@ -211,6 +229,9 @@ pub fn run_job(job_file: &Path, opts: &RunOptions) -> Result<RunSummary, Error> 
             ));
             summary.tasks.push(r);
             continue;
+        }
+        if let Some(note) = super::params::execution_note(task) {
+            say(&format!("== task {}: {note}", r.id));
         }
         run_task(
             &mut r,

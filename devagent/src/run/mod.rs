@@ -7,7 +7,7 @@
 //! by the agent's rules ([`crate::cmdline::split_command_line`]), `KEEPER_JOB_ID`/`KEEPER_JOB_NAME`
 //! only when `mqttTopics` has an entry, `timeoutSeconds` enforced, `continueOnFailure`
 //! honoured), with the task's output and every received message shown live; a summary at the
-//! end.
+//! end. `params` resolves `--param` values and `--event` before the run starts.
 //!
 //! By concern: `job` drives the run, `task` starts and watches one task, `follow` shows
 //! what the broker received, `report` holds the results and prints the summary.
@@ -16,8 +16,10 @@ mod follow;
 mod job;
 pub mod keeperlogger;
 mod output;
+mod params;
 mod report;
 mod task;
 
 pub use job::{run_job, RunOptions};
+pub use params::parse_param;
 pub use report::{Message, RunSummary, TaskResult};
