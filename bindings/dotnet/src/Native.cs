@@ -235,6 +235,15 @@ namespace Kepmlog
             string rid = Platform.RuntimeIdentifier;
             string file = Platform.NativeFileName;
             string dir = Path.GetDirectoryName(typeof(Native).Assembly.Location) ?? ".";
+            // Mono follows Kepmlog.dll.config's dllmap to runtimes/{rid}/native/ only, so a
+            // library copied beside the assembly is not found while that file is there.
+            if (File.Exists(Path.Combine(dir, file)) && File.Exists(Path.Combine(dir, "Kepmlog.dll.config")))
+            {
+                return string.Format(
+                    "kepmlog: {0} is beside Kepmlog.dll in {1}, but Kepmlog.dll.config maps Mono to " +
+                    "runtimes/{2}/native/{0}: move it there (NuGet's layout) or delete Kepmlog.dll.config.",
+                    file, dir, rid);
+            }
             return string.Format(
                 "kepmlog: the native library {0} for {1} {2} (runtime {3}) was not found. Install the " +
                 "Kepmlog package's runtimes/{3}/native/{0} with your application: next to Kepmlog.dll " +

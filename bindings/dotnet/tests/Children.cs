@@ -127,7 +127,7 @@ namespace Kepmlog.Tests
             }
         }
 
-        private static ChildRun RunChild(string exe, string mode, params string[] env)
+        private static ChildRun RunChildOf(string exe, string mode, params string[] env)
         {
             var psi = new ProcessStartInfo("mono", "\"" + exe + "\" --child " + mode + " " + ChildArgs)
             {
@@ -167,7 +167,7 @@ namespace Kepmlog.Tests
 
         private static ChildRun RunChild(string mode, params string[] env)
         {
-            return RunChild(typeof(Program).Assembly.Location, mode, env);
+            return RunChildOf(typeof(Program).Assembly.Location, mode, env);
         }
 
         private static readonly Regex UtcStamp = new Regex(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ");
@@ -272,7 +272,7 @@ namespace Kepmlog.Tests
             {
                 File.Copy(Path.Combine(here, f), Path.Combine(dir, f));
             }
-            var r = RunChild(Path.Combine(dir, "KepmlogTests.exe"), "missing-native", "LD_LIBRARY_PATH=", "MONO_PATH=");
+            var r = RunChildOf(Path.Combine(dir, "KepmlogTests.exe"), "missing-native", "LD_LIBRARY_PATH=", "MONO_PATH=");
             Check(r.Code == 0, "exit " + r.Code + ": " + r.Stdout + r.Stderr);
             Check(r.Stdout.Contains("libkepmlog.so for Linux x64 (runtime linux-x64) was not found")
                 && r.Stdout.Contains("runtimes/linux-x64/native/"), r.Stdout);
