@@ -77,7 +77,7 @@ namespace Kepmlog
             SetString(o, opts.Source, "Source", Native.kepmlog_options_set_source);
             SetString(o, opts.DefaultCategory, "DefaultCategory", Native.kepmlog_options_set_default_category);
             SetString(o, opts.JobId, "JobId", Native.kepmlog_options_set_job_id);
-            SetString(o, opts.Token, "Token", Native.kepmlog_options_set_token);
+            SetString(o, opts.Token ?? EntryToken(), "Token", Native.kepmlog_options_set_token);
             SetString(o, opts.ApiBase, "ApiBase", Native.kepmlog_options_set_api_base);
             SetString(o, opts.CaBundle, "CaBundle", Native.kepmlog_options_set_ca_bundle);
             SetString(o, opts.EventTopic, "EventTopic", Native.kepmlog_options_set_event_topic);
@@ -116,6 +116,27 @@ namespace Kepmlog
                 Check(Native.kepmlog_options_set_undelivered_to_stderr(o, 0));
             }
             SetArgs(o, opts.Args ?? Environment.GetCommandLineArgs());
+        }
+
+        // The library's default token is the process's executable, which under Mono (and
+        // `dotnet app.dll`) is the runtime ("mono-sgen"), not the tool: use the entry
+        // assembly's name when it is one a client id can carry as it is.
+        private static string EntryToken()
+        {
+            var entry = System.Reflection.Assembly.GetEntryAssembly();
+            string name = entry == null ? null : System.IO.Path.GetFileNameWithoutExtension(entry.Location);
+            if (string.IsNullOrEmpty(name))
+            {
+                return null;
+            }
+            foreach (char c in name)
+            {
+                if (!(c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+                {
+                    return null;
+                }
+            }
+            return name;
         }
 
         private delegate Status StringSetter(IntPtr options, byte[] value);

@@ -23,7 +23,9 @@ namespace Kepmlog
         /// declares <c>mqttTopics</c>.</summary>
         public string JobId { get; set; }
 
-        /// <summary>Short binary name in the MQTT client id. Default: the executable's name.</summary>
+        /// <summary>Short binary name in the MQTT client id. Default: the entry assembly's name (the
+        /// tool, not "mono" or "dotnet") when it has only letters, digits and hyphens, else the
+        /// executable's name.</summary>
         public string Token { get; set; }
 
         /// <summary>Agent API base. Default: <c>--keeper-api-base</c> in <see cref="Args"/>, else
