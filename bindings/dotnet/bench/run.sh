@@ -25,6 +25,7 @@ lib=$target/$profile/libkepmlog.so
 out=$target/dotnet-bench
 rm -rf "$out" && mkdir -p "$out"
 cp "$lib" "$out/libkepmlog.so"
+ln -sf libkepmlog.so "$out/libkepmlog.so.0"   # its SONAME, which the C program asks for
 cc -std=c99 -O2 -Iinclude -o "$out/bench-c" bench/c/bench.c -L"$out" -lkepmlog -Wl,-rpath,"$out"
 mcs -nologo -langversion:7 -optimize+ -target:library -out:"$out/Kepmlog.dll" bindings/dotnet/src/*.cs
 mcs -nologo -langversion:7 -optimize+ -r:"$out/Kepmlog.dll" -out:"$out/Bench.exe" bindings/dotnet/bench/Bench.cs
