@@ -413,8 +413,9 @@ EOF
   <Relationship Type="http://schemas.microsoft.com/packaging/2010/07/manifest" Target="/Kepmlog.nuspec" Id="R0" />
 </Relationships>
 EOF
+  # -D: no directory entries, as nuget pack writes it
   rm -f "$dist/Kepmlog.$version.nupkg"
-  (cd "$dir" && zip -qrX "$dist/Kepmlog.$version.nupkg" Kepmlog.nuspec '[Content_Types].xml' _rels lib runtimes README.md LICENSE)
+  (cd "$dir" && zip -qrXD "$dist/Kepmlog.$version.nupkg" Kepmlog.nuspec '[Content_Types].xml' _rels lib runtimes README.md LICENSE)
 }
 nupkg
 
