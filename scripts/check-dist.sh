@@ -14,6 +14,9 @@
 #   - the Windows wheel, SDK zip, CLI zip and npm package: their file lists and binary types;
 #     the C example built with MinGW against the extracted Windows SDK (static) and kepmlog.exe
 #     run under Wine; the CLI musl binary is static and delivers;
+#   - the NuGet package: its file list, one runtimes/{rid}/native/ library per target built
+#     (binary types), and the C# example compiled against its Kepmlog.dll delivering under Mono
+#     with the package's linux-x64 library;
 #   - the sdist's file list; sha256sum -c SHA256SUMS;
 #   - with --all (dist.sh --targets all): aarch64 Linux and both macOS targets, which cannot run
 #     here: every archive's file list and binary types, the dylib's install name, the npm
@@ -34,7 +37,7 @@ lap() { echo "check-dist: $1 ($((SECONDS - started))s so far)"; }
 
 . scripts/lib.sh
 need_tools check-dist cc:gcc cmake:cmake make:make pkg-config:pkg-config go:golang-go \
-  unzip:unzip file:file node:nodejs npm:npm "$wine:wine64" \
+  unzip:unzip file:file node:nodejs npm:npm "$wine:wine64" mcs:mono-mcs mono:mono-runtime \
   x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 python3-venv
 # Under scripts/test.sh, the devagent it built with the workspace (`-p` alone would resolve
 # features anew and build it again); alone, this checkout's, brought up to date.
@@ -436,6 +439,42 @@ if [ "$targets" = all ]; then
   stage2 aarch64-apple-darwin darwin-arm64 'Mach-O 64-bit .*arm64'
   lap "aarch64 Linux and macOS checked"
 fi
+
+echo "== dist: the NuGet package (file list, binary types; the Linux library under Mono)"
+nupkg=$(one "Kepmlog.$version.nupkg")
+unzip -Z1 "$dist/$nupkg" >"$work/nupkg.txt"
+for f in Kepmlog.nuspec '[Content_Types].xml' _rels/.rels lib/netstandard2.0/Kepmlog.dll \
+  lib/netstandard2.0/Kepmlog.dll.config lib/netstandard2.0/Kepmlog.xml README.md LICENSE; do
+  grep -qxF "$f" "$work/nupkg.txt" || fail "$nupkg has no $f"
+done
+# Exactly the runtimes of the targets dist.sh built, each of its own binary type.
+declare -A rid_file=([linux-x64]="libkepmlog.so:ELF 64-bit LSB shared object, x86-64"
+  [linux-arm64]="libkepmlog.so:ELF 64-bit LSB .*ARM aarch64"
+  [osx-x64]="libkepmlog.dylib:Mach-O 64-bit .*x86_64" [osx-arm64]="libkepmlog.dylib:Mach-O 64-bit .*arm64"
+  [win-x64]="kepmlog.dll:PE32\+ executable \(DLL\).*x86-64")
+want_rids=(linux-x64 win-x64)
+[ "$targets" != all ] || want_rids+=(linux-arm64 osx-x64 osx-arm64)
+got_rids=$(sed -n 's|^runtimes/\([^/]*\)/native/.*|\1|p' "$work/nupkg.txt" | sort -u | tr '\n' ' ')
+[ "$got_rids" = "$(printf '%s\n' "${want_rids[@]}" | sort | tr '\n' ' ')" ] ||
+  fail "$nupkg has runtimes $got_rids, want ${want_rids[*]}"
+mkdir -p "$work/nupkg"
+(cd "$work/nupkg" && unzip -q "$dist/$nupkg")
+for rid in "${want_rids[@]}"; do
+  f=runtimes/$rid/native/${rid_file[$rid]%%:*}
+  grep -Eq "${rid_file[$rid]#*:}" <<<"$(file -b "$work/nupkg/$f")" ||
+    fail "$nupkg: $f is $(file -b "$work/nupkg/$f"), want ${rid_file[$rid]#*:}"
+done
+grep -q "<version>$version</version>" "$work/nupkg/Kepmlog.nuspec" || fail "$nupkg: the nuspec's version is not $version"
+# An application's output as NuGet lays it out (the assembly, its config, runtimes/ below
+# them), nothing else: the example tool compiled against the packaged assembly, run with Mono.
+app=$work/nuget-app
+mkdir -p "$app"
+cp "$work/nupkg/lib/netstandard2.0/Kepmlog.dll" "$work/nupkg/lib/netstandard2.0/Kepmlog.dll.config" "$app/"
+cp -r "$work/nupkg/runtimes" "$app/"
+mcs -nologo -langversion:7 -r:"$app/Kepmlog.dll" -r:System.Core.dll -out:"$app/secret-scanner-dotnet.exe" examples/dotnet/SecretScanner.cs
+LD_LIBRARY_PATH= run_scanner "C# example (NuGet package, Mono)" secret-scanner-dotnet secret-scanner-dotnet \
+  mono "$app/secret-scanner-dotnet.exe"
+note "$nupkg" "file list, runtimes ${want_rids[*]} by type; C# example delivered under Mono with the package's linux-x64 library"
 
 echo "== dist: the sdist"
 sdist=$(one "kepmlog-$version.tar.gz")

@@ -25,6 +25,10 @@
 #     kepmlog-V-TARGET.tar.gz        C/C++/Go SDK (libkepmlog.a and libkepmlog.so / .dylib)
 #     kepmlog-cli-V-TARGET.tar.gz    the CLI (aarch64 Linux: glibc 2.17 and later)
 #   always
+#     Kepmlog.V.nupkg                the .NET package: lib/netstandard2.0/Kepmlog.dll (compiled
+#                                    with Mono's mcs against its 4.x profile, see
+#                                    bindings/dotnet/README.md) and runtimes/{rid}/native/ of the
+#                                    targets built in this run
 #     kepmlog-V.tar.gz               the Python sdist (maturin sdist)
 #     kepmlog-V.tgz                  the main npm package (optionalDependencies on the
 #                                    platform packages of the targets built; no install script)
@@ -75,7 +79,8 @@ want() { case " ${targets[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 
 echo "== dist: tools"
 . scripts/lib.sh
-specs=(make:make pkg-config:pkg-config npm:npm node:nodejs zip:zip objdump:binutils strip:binutils python3-venv)
+specs=(make:make pkg-config:pkg-config npm:npm node:nodejs zip:zip objdump:binutils strip:binutils python3-venv
+  mcs:mono-mcs)
 want "$win" && specs+=(x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 x86_64-w64-mingw32-dlltool:binutils-mingw-w64-x86-64)
 # This machine's binutils read x86 only: aarch64's strip and objdump for its libraries.
 want "$arm" && specs+=(aarch64-linux-gnu-strip:binutils-aarch64-linux-gnu)
@@ -345,6 +350,74 @@ for t in "$arm" "${macs[@]}"; do
   cli_archive "$t" "$tdir/$t/release/kepmlog"
   wheel_zig "$t"
 done
+
+# Kepmlog.V.nupkg: the .NET assembly and, in NuGet's runtimes/{rid}/native/ layout, the native
+# library of every target this run built (from its SDK directory). A nupkg is a zip with a
+# .nuspec at its root; [Content_Types].xml and _rels/.rels make it a valid OPC package too.
+nupkg() {
+  local dir=$stage/nuget t rid src dst rids=()
+  rm -rf "$dir"
+  mkdir -p "$dir/lib/netstandard2.0" "$dir/_rels"
+  for t in "${targets[@]}"; do
+    case $t in
+      "$linux") rid=linux-x64 src=lib/libkepmlog.so.$version dst=libkepmlog.so ;;
+      "$arm") rid=linux-arm64 src=lib/libkepmlog.so.$version dst=libkepmlog.so ;;
+      x86_64-apple-darwin) rid=osx-x64 src=lib/libkepmlog.${version%%.*}.dylib dst=libkepmlog.dylib ;;
+      aarch64-apple-darwin) rid=osx-arm64 src=lib/libkepmlog.${version%%.*}.dylib dst=libkepmlog.dylib ;;
+      *) rid=win-x64 src=bin/kepmlog.dll dst=kepmlog.dll ;;
+    esac
+    [ -f "$stage/sdk/kepmlog-$version-$t/$src" ] || die "no $src in the $t SDK for the NuGet package"
+    install -D -m 755 "$stage/sdk/kepmlog-$version-$t/$src" "$dir/runtimes/$rid/native/$dst"
+    rids+=("$rid")
+  done
+  echo "== dist: NuGet package Kepmlog.$version.nupkg (runtimes: ${rids[*]})"
+  mcs -nologo -langversion:7 -warnaserror+ -optimize+ -target:library \
+    -doc:"$dir/lib/netstandard2.0/Kepmlog.xml" -out:"$dir/lib/netstandard2.0/Kepmlog.dll" bindings/dotnet/src/*.cs
+  cp bindings/dotnet/Kepmlog.dll.config "$dir/lib/netstandard2.0/"
+  cp bindings/dotnet/README.md "$dir/README.md"
+  cp LICENSE "$dir/LICENSE"
+  cat >"$dir/Kepmlog.nuspec" <<EOF
+<?xml version="1.0" encoding="utf-8"?>
+<package xmlns="http://schemas.microsoft.com/packaging/2013/05/nuspec.xsd">
+  <metadata>
+    <id>Kepmlog</id>
+    <version>$version</version>
+    <authors>kepmlog</authors>
+    <description>Log from a Keeper Privilege Manager job task to the agent's KeeperLogger topic (TLS MQTT v5), over libkepmlog's C ABI. Native libraries: ${rids[*]}.</description>
+    <license type="expression">Apache-2.0</license>
+    <readme>README.md</readme>
+    <tags>kepm keeper logging mqtt</tags>
+    <dependencies>
+      <group targetFramework=".NETStandard2.0" />
+    </dependencies>
+  </metadata>
+</package>
+EOF
+  cat >"$dir/[Content_Types].xml" <<'EOF'
+<?xml version="1.0" encoding="utf-8"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">
+  <Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml" />
+  <Default Extension="nuspec" ContentType="application/octet" />
+  <Default Extension="dll" ContentType="application/octet" />
+  <Default Extension="config" ContentType="application/octet" />
+  <Default Extension="xml" ContentType="application/octet" />
+  <Default Extension="so" ContentType="application/octet" />
+  <Default Extension="dylib" ContentType="application/octet" />
+  <Default Extension="md" ContentType="application/octet" />
+  <Override PartName="/LICENSE" ContentType="application/octet" />
+</Types>
+EOF
+  cat >"$dir/_rels/.rels" <<'EOF'
+<?xml version="1.0" encoding="utf-8"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">
+  <Relationship Type="http://schemas.microsoft.com/packaging/2010/07/manifest" Target="/Kepmlog.nuspec" Id="R0" />
+</Relationships>
+EOF
+  # -D: no directory entries, as nuget pack writes it
+  rm -f "$dist/Kepmlog.$version.nupkg"
+  (cd "$dir" && zip -qrXD "$dist/Kepmlog.$version.nupkg" Kepmlog.nuspec '[Content_Types].xml' _rels lib runtimes README.md LICENSE)
+}
+nupkg
 
 echo "== dist: Python sdist"
 "$maturin" sdist -m bindings/python/Cargo.toml --out "$stage/sdist"
