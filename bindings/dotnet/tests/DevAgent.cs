@@ -41,34 +41,10 @@ namespace Kepmlog.Tests
             }
         }
 
-        private static string[] denyVisible;
-
-        /// <summary>The serve flags a test that expects a visible denial (PUBACK 0x87, so
-        /// DeniedException) needs: `--deny-visible` where the devagent has it (it silently drops
-        /// publishes to undeclared topics by default there, like the real agent), none where
-        /// a visible denial is still the default.</summary>
-        public static string[] DenyVisibleFlags
-        {
-            get
-            {
-                if (denyVisible == null)
-                {
-                    var psi = new ProcessStartInfo(Path, "serve --help")
-                    {
-                        UseShellExecute = false,
-                        RedirectStandardOutput = true,
-                        RedirectStandardError = true,
-                    };
-                    using (var p = Process.Start(psi))
-                    {
-                        string help = p.StandardOutput.ReadToEnd();
-                        p.WaitForExit();
-                        denyVisible = help.Contains("--deny-visible") ? new[] { "--deny-visible" } : new string[0];
-                    }
-                }
-                return denyVisible;
-            }
-        }
+        /// <summary>The serve flags of a test that expects a visible denial (PUBACK 0x87, so
+        /// DeniedException): the devagent drops publishes to undeclared topics silently by
+        /// default, like the real agent.</summary>
+        public static readonly string[] DenyVisibleFlags = { "--deny-visible" };
 
         /// <param name="allow">Topics of the broker's ACL (--allow).</param>
         /// <param name="serveFlags">Further `serve` flags, e.g. <see cref="DenyVisibleFlags"/>.</param>
