@@ -313,12 +313,16 @@ async fn serve(
         }
         let _ = broker_tx.shutdown().await;
     };
-    // Whichever side ends first ends the session, as a broker's disconnect would.
-    tokio::select! {
-        _ = writer => {}
-        _ = downstream => {}
-        _ = upstream_relay => {}
-    }
+    // Whichever side ends first ends the session, as a broker's disconnect would; the writer
+    // then drains what the broker sent last (a DISCONNECT, say) and closes the TLS session,
+    // since ending the relay drops both senders.
+    let relay = async move {
+        tokio::select! {
+            _ = downstream => {}
+            _ = upstream_relay => {}
+        }
+    };
+    tokio::join!(relay, writer);
     Ok(())
 }
 

@@ -260,7 +260,7 @@ impl Registry {
         }
         let refuse = |rule, detail| Err(self.refusal("broker", rule, Some(client_id), detail));
         let parts: Vec<&str> = client_id.split('_').collect();
-        let [job, _token, pid] = parts.as_slice() else {
+        let [job, token, pid] = parts.as_slice() else {
             return refuse(
                 "client-id-shape",
                 format!(
@@ -270,7 +270,7 @@ impl Registry {
                 ),
             );
         };
-        if job.is_empty() || _token.is_empty() || pid.is_empty() {
+        if job.is_empty() || token.is_empty() || pid.is_empty() {
             return refuse(
                 "client-id-shape",
                 format!("client id {client_id:?} has an empty part"),
