@@ -32,11 +32,14 @@ enum Cmd {
     /// Stdout, one JSON object per line: first
     /// {"event":"ready","api_base","broker_host","broker_port","ca","fallback_broker","allow",...};
     /// then {"event":"message","topic","payload" (parsed JSON) or "payload_text","at"} per
-    /// captured message and {"event":"client","client_id"} per client connecting to the job
-    /// listener; and one {"event":"ok"|"error","cmd",...} reply per command.
+    /// captured message, {"event":"client","client_id"} per client connecting to the job
+    /// listener, {"event":"dropped","client_id","topic"} per publish to an undeclared topic
+    /// (acknowledged and dropped, as the agent does; --deny-visible answers 0x87),
+    /// {"event":"refused","service","rule","client_id","detail","fix"} per refusal (with
+    /// --trust registry); and one {"event":"ok"|"error","cmd",...} reply per command.
     ///
     /// Stdin commands (one per line): `broker stop`, `broker start`, `settings <mode>`,
-    /// `stats`, `quit`. Stdin EOF (unless --ignore-stdin), SIGINT or SIGTERM also exit
+    /// `proxy start|reset|stats|stop`, `register PID JOB`, `unregister PID`, `stats`, `quit`. Stdin EOF (unless --ignore-stdin), SIGINT or SIGTERM also exit
     /// cleanly: the broker is stopped and the temp dir removed. Diagnostics go to stderr;
     /// KEPM_DEVAGENT_LOG=1 echoes Mosquitto's log there too.
     Serve(ServeArgs),
@@ -56,9 +59,15 @@ enum Cmd {
     /// string split into argv by the agent's rules: spaces and tabs separate, double quotes
     /// group, backslashes escape a quote; KEEPER_JOB_ID/KEEPER_JOB_NAME set only when
     /// mqttTopics has an entry, timeoutSeconds enforced, continueOnFailure honoured),
-    /// shows task output, log records, events and denied publishes live, and ends with a
-    /// summary. Exit status 0 when every task exited 0 (or failed with continueOnFailure),
-    /// no message broke the KeeperLogger schema and no publish was denied; 1 otherwise.
+    /// shows task output, log records, events, dropped publishes and refused connections live,
+    /// and ends with a summary. As strict as the agent: only the task processes it starts may
+    /// connect (--trust-exe for a signed helper), with their own {job}_{token}_{pid} client
+    /// id; a publish to an undeclared topic is acknowledged and dropped (--deny-visible:
+    /// PUBACK 0x87); KeeperLogger writes records at or above its minimum level (Warning) to
+    /// AGENT_ROOT/Logs/KeeperLogger.log. What is modelled and what is not, with the vendor
+    /// page and the test for each: docs/devagent-parity.md. Exit status 0 when every task
+    /// exited 0 (or failed with continueOnFailure), no message broke the KeeperLogger schema,
+    /// no publish was dropped or denied and no connection refused; 1 otherwise.
     Run(RunArgs),
 }
 
