@@ -128,6 +128,20 @@ impl DevAgent {
             .clone()
     }
 
+    /// `(client id, topic)` of every publish to an undeclared topic, however it was answered:
+    /// the silent drops under [`crate::trust::Denial::Silent`], Mosquitto's 0x87 denials
+    /// ([`DevAgent::denials`]) otherwise.
+    pub fn undeclared_publishes(&self) -> Vec<(String, String)> {
+        if self.silent_drops_enabled() {
+            self.silent_drops()
+                .into_iter()
+                .map(|d| (d.client_id, d.topic))
+                .collect()
+        } else {
+            self.denials()
+        }
+    }
+
     /// Whether undeclared topics are dropped silently (and listed by
     /// [`DevAgent::silent_drops`]) rather than denied with PUBACK 0x87.
     pub fn silent_drops_enabled(&self) -> bool {

@@ -115,15 +115,7 @@ fn follow(
             });
             printed.store(out.len(), Ordering::SeqCst);
         }
-        let denials: Vec<(String, String)> = if silent {
-            agent
-                .silent_drops()
-                .into_iter()
-                .map(|d| (d.client_id, d.topic))
-                .collect()
-        } else {
-            agent.denials()
-        };
+        let denials = agent.undeclared_publishes();
         for (client, topic) in denials.iter().skip(next_denial) {
             say(&format!(
                 "{} {}publish to {topic:?} by {client}: not in mqttTopics.allowedPublications \

@@ -265,14 +265,7 @@ pub fn run_job(job_file: &Path, opts: &RunOptions) -> Result<RunSummary, Error> 
         summary.keeperlogger = Some(keeperlogger.summary());
     }
     summary.denial = opts.denial;
-    summary.denied = match opts.denial {
-        Denial::Visible => agent.denials(),
-        Denial::Silent => agent
-            .silent_drops()
-            .into_iter()
-            .map(|d| (d.client_id, d.topic))
-            .collect(),
-    };
+    summary.denied = agent.undeclared_publishes();
     summary.refusals = agent.refusals();
     summary.clients = agent.clients();
     match Arc::try_unwrap(agent) {
