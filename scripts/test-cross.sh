@@ -166,6 +166,38 @@ run_windows_tool secret-scanner-cpp secret-scanner-cpp "$bin/secret-scanner-cpp/
 run_windows_tool secret-scanner-go secret-scanner-go "$bin/secret-scanner-go/secret-scanner-go.exe"
 lap "example tools ran"
 
+echo "== cross: the Rust example under Wine through kepm-devagent run (process trust enforced)"
+# run registers the Linux pid of the process it starts: the Wine loader, which becomes the
+# .exe's process. The client id carries Wine's own (Windows) pid, which Linux cannot see, so
+# the devagent checks it only for being a number (docs/devagent-parity.md); the process is
+# still checked. A job id of its own, the file named after it as the agent requires.
+wjob_dir=$work/Jobs
+mkdir -p "$wjob_dir"
+cat >"$wjob_dir/secret-scanner-wine.json" <<JOB
+{
+  "id": "secret-scanner-wine",
+  "name": "Secret scanner (Windows build under Wine)",
+  "enabled": true,
+  "schedule": { "intervalMinutes": 60 },
+  "osFilter": { "windows": false, "linux": true, "macOS": false },
+  "mqttTopics": { "allowedPublications": ["KeeperLogger", "Jobs/secret-scanner-wine/events"], "allowedSubscriptions": [] },
+  "tasks": [
+    { "id": "scan", "name": "scan", "command": "wine64", "executablePath": "$wine",
+      "arguments": "\"$bin/secret-scanner/secret-scanner.exe\" --keeper-api-base={KeeperApiBaseUrl} examples",
+      "timeoutSeconds": 300, "continueOnFailure": false }
+  ]
+}
+JOB
+"$devagent" run "$wjob_dir/secret-scanner-wine.json" >"$work/wine-run.txt" 2>&1 ||
+  { cat "$work/wine-run.txt" >&2; echo "test-cross: kepm-devagent run of the Windows build under Wine failed" >&2; exit 1; }
+for want in "refused connections: 0" "[SecretsScan] Scan complete" "2 event(s)" "result: OK"; do
+  grep -qF -- "$want" "$work/wine-run.txt" ||
+    { cat "$work/wine-run.txt" >&2; echo "test-cross: Wine run: missing \"$want\"" >&2; exit 1; }
+done
+grep -Eq "CLIENT   connected as secret-scanner-wine_secret-scanner_[0-9]+" "$work/wine-run.txt" ||
+  { cat "$work/wine-run.txt" >&2; echo "test-cross: Wine run: no client secret-scanner-wine_secret-scanner_{pid}" >&2; exit 1; }
+echo "secret-scanner.exe under Wine through kepm-devagent run: trusted as the launched process, every record and both events, no refusal"
+
 echo "== cross: kepmlog.exe under Wine (the calls examples/powershell/temp-report.ps1 makes)"
 kepmlog_exe=$tdir/$win/kepmlog-prefix/bin/kepmlog.exe
 job=temp-report
