@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use kepm_devagent::run::{attach_runner, set_output_sink, RunOptions, TriggeredRuns};
 use kepm_devagent::view::pretty_message;
 use kepm_devagent::{
-    timefmt, Config, Denial, DevAgent, Received, ResetProxy, SettingsMode, Trust, FALLBACK_BROKER,
+    timefmt, AdminFiles, Config, Denial, DevAgent, Received, ResetProxy, SettingsMode, Trust,
+    FALLBACK_BROKER,
 };
 use serde_json::{json, Value};
 
@@ -64,6 +66,16 @@ pub(crate) struct ServeArgs {
     /// instead of the agent's usual success-and-drop.
     #[arg(long)]
     deny_visible: bool,
+    /// Serve the Job Management API on the HTTPS port: public /health, / and
+    /// /api/system/status; Plugin tier GET /api/Jobs; Admin tier (a client certificate of
+    /// the Admin CA written to the state dir) for create, update, delete, validate, run,
+    /// trigger and reload. Hand edits under AGENT_ROOT/Jobs are reverted (Last Known Good).
+    #[arg(long)]
+    jobs_api: bool,
+    /// With --jobs-api: the agent root of the job store (Jobs/, Jobs/bin/{command}/). Default:
+    /// agent-root in the devagent's temp dir.
+    #[arg(long, value_name = "DIR", requires = "jobs_api")]
+    agent_root: Option<std::path::PathBuf>,
 }
 
 fn parse_registration(s: &str) -> Result<(u32, String), String> {
@@ -100,6 +112,8 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
     } else {
         Denial::Silent
     };
+    cfg.jobs_api = args.jobs_api;
+    cfg.agent_root = args.agent_root.clone();
 
     let (tx, rx) = mpsc::channel::<Input>();
     // Before starting anything: a signal during startup must still lead to cleanup.
@@ -119,6 +133,7 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         agent.register_process(*pid, job);
     }
     let out = Out;
+    let runs = args.jobs_api.then(|| attach_trigger_runner(&agent, &args));
 
     if !print_ready(&out, &agent, args.pretty) {
         agent.close();
@@ -145,7 +160,7 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         let pretty = args.pretty;
         std::thread::Builder::new()
             .name("follower".into())
-            .spawn(move || follow(&agent, &stop, &tx, pretty))
+            .spawn(move || follow(&agent, runs.as_deref(), &stop, &tx, pretty))
     };
     let follower = match follower {
         Ok(f) => f,
@@ -205,9 +220,66 @@ fn read_stdin(tx: &Sender<Input>) {
     }
 }
 
+/// The curl line that creates a job through the Jobs API with the Admin certificate: the
+/// agent's certificate names Localhost, so curl is pointed at that name on 127.0.0.1.
+fn curl_create(agent: &DevAgent, files: &AdminFiles) -> String {
+    let port = agent
+        .api_base()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    format!(
+        "curl --cacert {} --cert {} --resolve localhost:{port}:127.0.0.1 \
+         -H 'Content-Type: application/json' --data @JOB.json https://localhost:{port}/api/Jobs",
+        agent.ca_path().display(),
+        files.bundle.display()
+    )
+}
+
+fn jobs_api_json(agent: &DevAgent) -> Value {
+    let Some(f) = agent.admin_files() else {
+        return Value::Null;
+    };
+    let p = |p: &std::path::Path| p.display().to_string();
+    json!({
+        "agent_root": agent.agent_root().map(|r| p(&r)),
+        "admin_ca": p(&f.ca),
+        "admin_cert": p(&f.cert),
+        "admin_key": p(&f.key),
+        "admin_bundle": p(&f.bundle),
+        "admin_pfx": f.pfx.as_deref().map(p),
+        "admin_pfx_password": f.pfx.as_ref().map(|_| f.pfx_password),
+        "curl": curl_create(agent, &f),
+    })
+}
+
 fn print_ready(out: &Out, agent: &DevAgent, pretty: bool) -> bool {
     let ca = agent.ca_path().display().to_string();
     if pretty {
+        if let Some(f) = agent.admin_files() {
+            let root = agent.agent_root().unwrap_or_default();
+            let lines = [
+                format!(
+                    "Jobs API on {}: job store {} (hand edits under Jobs/ are reverted); Admin \
+                     client certificate {} (key {}, both in {}{})",
+                    agent.api_base(),
+                    root.display(),
+                    f.cert.display(),
+                    f.key.display(),
+                    f.bundle.display(),
+                    f.pfx.as_ref().map_or(String::new(), |p| format!(
+                        "; PFX {} password {}",
+                        p.display(),
+                        f.pfx_password
+                    )),
+                ),
+                format!("  {}", curl_create(agent, &f)),
+            ];
+            if !lines.iter().all(|l| out.line(l)) {
+                return false;
+            }
+        }
         let lines = [
             format!(
                 "kepm-devagent ready: Plugin Settings at {}, MQTT over TLS at {}:{} \
@@ -256,13 +328,45 @@ fn print_ready(out: &Out, agent: &DevAgent, pretty: bool) -> bool {
                 Trust::AnyLocalProcess => "any",
             },
             "denial": if agent.silent_drops_enabled() { "silent" } else { "visible" },
+            "jobs_api": jobs_api_json(agent),
         }))
     }
 }
 
+/// Triggered jobs run as `kepm-devagent run` runs them (the agent's trust rule, this
+/// serve's denial mode), their live output joining this operator view.
+fn attach_trigger_runner(agent: &DevAgent, args: &ServeArgs) -> Arc<TriggeredRuns> {
+    let pretty = args.pretty;
+    set_output_sink(Box::new(move |line: &str| {
+        if pretty {
+            Out.line(&format!("RUN | {line}"));
+        } else {
+            Out.json(&json!({"event": "run", "line": line}));
+        }
+    }));
+    let opts = RunOptions {
+        trust: Trust::Registry,
+        trusted_exes: args.trust_exe.clone(),
+        denial: if args.deny_visible {
+            Denial::Visible
+        } else {
+            Denial::Silent
+        },
+        ..RunOptions::default()
+    };
+    attach_runner(agent, opts)
+}
+
 /// Streams captured messages and newly connected clients to stdout until `stop`.
-fn follow(agent: &DevAgent, stop: &AtomicBool, tx: &Sender<Input>, pretty: bool) {
+fn follow(
+    agent: &DevAgent,
+    runs: Option<&TriggeredRuns>,
+    stop: &AtomicBool,
+    tx: &Sender<Input>,
+    pretty: bool,
+) {
     let out = Out;
+    let (mut next_notice, mut next_run) = (0usize, 0usize);
     let mut next_msg = 0usize;
     let mut next_client = 0usize;
     let (mut next_drop, mut next_refusal) = (0usize, 0usize);
@@ -331,6 +435,36 @@ fn follow(agent: &DevAgent, stop: &AtomicBool, tx: &Sender<Input>, pretty: bool)
             ok = ok && out.line(&line);
         }
         next_refusal = next_refusal.max(refusals.len());
+        let notices = agent.jobs_notices();
+        for n in notices.iter().skip(next_notice) {
+            let line = if pretty {
+                format!("{} JOBS     {}", timefmt::hms_millis_utc(n.at), n.text)
+            } else {
+                event_first(&json!({"event": "jobs", "at": timefmt::rfc3339_utc(n.at),
+                    "text": n.text}))
+            };
+            ok = ok && out.line(&line);
+        }
+        next_notice = next_notice.max(notices.len());
+        let finished = runs.map(TriggeredRuns::finished).unwrap_or_default();
+        for r in finished.iter().skip(next_run) {
+            let line = if pretty {
+                format!(
+                    "{} JOBS     triggered run of {} finished: {} ({} task(s), {} message(s))",
+                    timefmt::hms_millis_utc(std::time::SystemTime::now()),
+                    r.job_id,
+                    if r.ok() { "ok" } else { "FAILED" },
+                    r.tasks.len(),
+                    r.messages.len()
+                )
+            } else {
+                let mut v = r.to_json();
+                v["event"] = json!("run-finished");
+                event_first(&v)
+            };
+            ok = ok && out.line(&line);
+        }
+        next_run = next_run.max(finished.len());
         if !ok {
             let _ = tx.send(Input::StdoutClosed);
             return;
