@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::state::{lock, DevAgent};
+use super::state::{lock, DevAgent, ADMIN_PFX, ADMIN_PFX_PASSWORD};
 use crate::broker::{self, free_port, Mosquitto, SpawnError, PORT_RETRIES, READY_TIMEOUT};
 use crate::capture::{Capture, CaptureShared, CAPTURE_CLIENT_ID};
 use crate::config::Config;
@@ -296,7 +296,3 @@ fn write_admin_files(dir: &TempDir, pki: &tls::Pki) -> Result<(), Error> {
     }
     Ok(())
 }
-
-/// The PFX `serve --jobs-api` writes for PowerShell, and its password.
-pub const ADMIN_PFX: &str = "admin-client.pfx";
-pub const ADMIN_PFX_PASSWORD: &str = "kepm-devagent";

@@ -50,6 +50,10 @@ pub struct DevAgent {
     pub(super) dir_path: PathBuf,
 }
 
+/// The PFX `serve --jobs-api` writes for PowerShell, and its password.
+pub(super) const ADMIN_PFX: &str = "admin-client.pfx";
+pub(super) const ADMIN_PFX_PASSWORD: &str = "kepm-devagent";
+
 /// The Admin tier's files a deployment script uses (see [`DevAgent::admin_files`]).
 #[derive(Clone, Debug)]
 pub struct AdminFiles {
@@ -179,14 +183,14 @@ impl DevAgent {
     pub fn admin_files(&self) -> Option<AdminFiles> {
         self.jobs.as_ref()?;
         let d = &self.dir_path;
-        let pfx = d.join(super::start::ADMIN_PFX);
+        let pfx = d.join(ADMIN_PFX);
         Some(AdminFiles {
             ca: d.join("admin-ca.pem"),
             cert: d.join("admin-client.pem"),
             key: d.join("admin-client.key"),
             bundle: d.join("admin-client-bundle.pem"),
             pfx: pfx.exists().then_some(pfx),
-            pfx_password: super::start::ADMIN_PFX_PASSWORD,
+            pfx_password: ADMIN_PFX_PASSWORD,
         })
     }
 

@@ -23,6 +23,9 @@ use serde_json::{json, Value};
 use super::{json_response, App, Conn};
 use crate::jobstore::{errors, safe_id, JobsApi};
 
+/// A refusal answered as is (boxed: a response is large, and most handlers return early).
+type Rejected = Box<Response>;
+
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const SERVICE: &str = "KeeperPrivilegeManager (kepm-devagent stand-in)";
 
@@ -75,8 +78,8 @@ async fn status(State(app): State<Arc<App>>) -> Response {
     )
 }
 
-fn forbidden(tier: &str, detail: String, fix: String) -> Response {
-    json_response(
+fn forbidden(tier: &str, detail: String, fix: String) -> Rejected {
+    Box::new(json_response(
         StatusCode::FORBIDDEN,
         &json!({
             "error": "Forbidden",
@@ -84,7 +87,7 @@ fn forbidden(tier: &str, detail: String, fix: String) -> Response {
             "detail": detail,
             "fix": fix,
         }),
-    )
+    ))
 }
 
 const ADMIN_FIX: &str = "present the Admin client certificate `kepm-devagent serve --jobs-api` \
@@ -93,7 +96,7 @@ const ADMIN_FIX: &str = "present the Admin client certificate `kepm-devagent ser
      admin-client.key";
 
 /// The Admin tier: a client certificate that verifies against the Admin CA.
-fn admin(app: &App, conn: &Conn) -> Result<(), Response> {
+fn admin(app: &App, conn: &Conn) -> Result<(), Rejected> {
     let detail = match &conn.certs {
         None => "this endpoint is in the Admin tier and the request presented no client \
                  certificate"
@@ -109,7 +112,7 @@ fn admin(app: &App, conn: &Conn) -> Result<(), Response> {
 /// The Plugin tier: a process the runner launched (the devagent's process-trust rule), or
 /// an Admin caller (kepmlog assumes Admin includes Plugin, as deployment tooling reads back
 /// what it deployed).
-fn plugin(app: &App, conn: &Conn) -> Result<(), Response> {
+fn plugin(app: &App, conn: &Conn) -> Result<(), Rejected> {
     if admin(app, conn).is_ok() {
         return Ok(());
     }
@@ -125,28 +128,31 @@ fn plugin(app: &App, conn: &Conn) -> Result<(), Response> {
         })
 }
 
-fn jobs(app: &App) -> Result<&Arc<JobsApi>, Response> {
-    app.jobs
-        .as_ref()
-        .ok_or_else(|| json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})))
+fn jobs(app: &App) -> Result<&Arc<JobsApi>, Rejected> {
+    app.jobs.as_ref().ok_or_else(|| {
+        Box::new(json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "not found"}),
+        ))
+    })
 }
 
-fn bad_request(message: String) -> Response {
-    json_response(
+fn bad_request(message: String) -> Rejected {
+    Box::new(json_response(
         StatusCode::BAD_REQUEST,
         &json!({"error": "Bad Request", "detail": message}),
-    )
+    ))
 }
 
-fn not_found(id: &str) -> Response {
-    json_response(
+fn not_found(id: &str) -> Rejected {
+    Box::new(json_response(
         StatusCode::NOT_FOUND,
         &json!({"error": "Not Found", "detail": format!("no job with id {id:?}"),
                 "fix": "create it with POST /api/Jobs"}),
-    )
+    ))
 }
 
-fn body(payload: Result<Json<Value>, JsonRejection>) -> Result<Value, Response> {
+fn body(payload: Result<Json<Value>, JsonRejection>) -> Result<Value, Rejected> {
     payload.map(|Json(v)| v).map_err(|e| {
         bad_request(format!(
             "the body must be JSON with Content-Type: application/json: {}",
@@ -156,23 +162,23 @@ fn body(payload: Result<Json<Value>, JsonRejection>) -> Result<Value, Response> 
 }
 
 /// Lints `job` as `Jobs/{id}.json`: 400 with the errors, else the warnings and notes.
-fn check(api: &JobsApi, id: &str, job: &Value) -> Result<Vec<Value>, Response> {
+fn check(api: &JobsApi, id: &str, job: &Value) -> Result<Vec<Value>, Rejected> {
     let findings = api.validate(id, job);
     let errs = errors(&findings);
     if !errs.is_empty() {
-        return Err(json_response(
+        return Err(Box::new(json_response(
             StatusCode::BAD_REQUEST,
             &json!({
                 "error": "Job validation failed",
                 "jobId": id,
                 "errors": errs.iter().map(|f| f.to_json()).collect::<Vec<_>>(),
             }),
-        ));
+        )));
     }
     Ok(findings.iter().map(|f| f.to_json()).collect())
 }
 
-fn job_id(job: &Value) -> Result<String, Response> {
+fn job_id(job: &Value) -> Result<String, Rejected> {
     let id = job
         .get("id")
         .and_then(Value::as_str)
@@ -182,14 +188,14 @@ fn job_id(job: &Value) -> Result<String, Response> {
 }
 
 async fn list(State(app): State<Arc<App>>, Extension(conn): Extension<Conn>) -> Response {
-    let run = || -> Result<Response, Response> {
+    let run = || -> Result<Response, Rejected> {
         plugin(&app, &conn)?;
         Ok(json_response(
             StatusCode::OK,
             &Value::Array(jobs(&app)?.list()),
         ))
     };
-    run().unwrap_or_else(|r| r)
+    run().unwrap_or_else(|r| *r)
 }
 
 async fn get_one(
@@ -197,12 +203,12 @@ async fn get_one(
     Extension(conn): Extension<Conn>,
     Path(id): Path<String>,
 ) -> Response {
-    let run = || -> Result<Response, Response> {
+    let run = || -> Result<Response, Rejected> {
         plugin(&app, &conn)?;
         let job = jobs(&app)?.get(&id).ok_or_else(|| not_found(&id))?;
         Ok(json_response(StatusCode::OK, &job))
     };
-    run().unwrap_or_else(|r| r)
+    run().unwrap_or_else(|r| *r)
 }
 
 async fn create(
@@ -210,17 +216,17 @@ async fn create(
     Extension(conn): Extension<Conn>,
     payload: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let run = || -> Result<Response, Response> {
+    let run = || -> Result<Response, Rejected> {
         admin(&app, &conn)?;
         let api = jobs(&app)?;
         let job = body(payload)?;
         let id = job_id(&job)?;
         if api.get(&id).is_some() {
-            return Err(json_response(
+            return Err(Box::new(json_response(
                 StatusCode::CONFLICT,
                 &json!({"error": "Conflict", "detail": format!("job {id:?} exists"),
                         "fix": format!("replace it with PUT /api/Jobs/{id}")}),
-            ));
+            )));
         }
         let findings = check(api, &id, &job)?;
         api.put(&id, &job).map_err(|e| internal(&e))?;
@@ -230,7 +236,7 @@ async fn create(
             &json!({"success": true, "jobId": id, "findings": findings}),
         ))
     };
-    run().unwrap_or_else(|r| r)
+    run().unwrap_or_else(|r| *r)
 }
 
 async fn replace(
@@ -239,7 +245,7 @@ async fn replace(
     Path(id): Path<String>,
     payload: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let run = || -> Result<Response, Response> {
+    let run = || -> Result<Response, Rejected> {
         admin(&app, &conn)?;
         let api = jobs(&app)?;
         let job = body(payload)?;
@@ -256,7 +262,7 @@ async fn replace(
             &json!({"success": true, "jobId": id, "findings": findings}),
         ))
     };
-    run().unwrap_or_else(|r| r)
+    run().unwrap_or_else(|r| *r)
 }
 
 async fn remove(
@@ -264,7 +270,7 @@ async fn remove(
     Extension(conn): Extension<Conn>,
     Path(id): Path<String>,
 ) -> Response {
-    let run = || -> Result<Response, Response> {
+    let run = || -> Result<Response, Rejected> {
         admin(&app, &conn)?;
         let api = jobs(&app)?;
         if !api.delete(&id).map_err(|e| internal(&e))? {
@@ -276,7 +282,7 @@ async fn remove(
             &json!({"success": true, "jobId": id}),
         ))
     };
-    run().unwrap_or_else(|r| r)
+    run().unwrap_or_else(|r| *r)
 }
 
 async fn validate(
@@ -284,7 +290,7 @@ async fn validate(
     Extension(conn): Extension<Conn>,
     payload: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let run = || -> Result<Response, Response> {
+    let run = || -> Result<Response, Rejected> {
         admin(&app, &conn)?;
         let api = jobs(&app)?;
         let job = body(payload)?;
@@ -295,11 +301,11 @@ async fn validate(
             &json!({"valid": true, "jobId": id, "findings": findings}),
         ))
     };
-    run().unwrap_or_else(|r| r)
+    run().unwrap_or_else(|r| *r)
 }
 
 async fn reload(State(app): State<Arc<App>>, Extension(conn): Extension<Conn>) -> Response {
-    let run = || -> Result<Response, Response> {
+    let run = || -> Result<Response, Rejected> {
         admin(&app, &conn)?;
         // The store is read on every request, so there is nothing to reload; the answer
         // says what is loaded.
@@ -309,7 +315,7 @@ async fn reload(State(app): State<Arc<App>>, Extension(conn): Extension<Conn>) -
             &json!({"success": true, "jobs": {"total": total, "enabled": enabled}}),
         ))
     };
-    run().unwrap_or_else(|r| r)
+    run().unwrap_or_else(|r| *r)
 }
 
 /// `{"parameters": {...}}` or the bare object; values that are not strings are passed as
@@ -351,7 +357,7 @@ async fn trigger(
     Path(id): Path<String>,
     payload: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let run = || -> Result<Response, Response> {
+    let run = || -> Result<Response, Rejected> {
         admin(&app, &conn)?;
         let body = match payload {
             Ok(Json(v)) => v,
@@ -362,7 +368,7 @@ async fn trigger(
         let params = trigger_params(&body).map_err(bad_request)?;
         start(&app, &id, params)
     };
-    run().unwrap_or_else(|r| r)
+    run().unwrap_or_else(|r| *r)
 }
 
 async fn run(
@@ -370,14 +376,14 @@ async fn run(
     Extension(conn): Extension<Conn>,
     Path(id): Path<String>,
 ) -> Response {
-    let go = || -> Result<Response, Response> {
+    let go = || -> Result<Response, Rejected> {
         admin(&app, &conn)?;
         start(&app, &id, Vec::new())
     };
-    go().unwrap_or_else(|r| r)
+    go().unwrap_or_else(|r| *r)
 }
 
-fn start(app: &App, id: &str, params: Vec<(String, String)>) -> Result<Response, Response> {
+fn start(app: &App, id: &str, params: Vec<(String, String)>) -> Result<Response, Rejected> {
     let api = jobs(app)?;
     if api.get(id).is_none() {
         return Err(not_found(id));
@@ -385,10 +391,10 @@ fn start(app: &App, id: &str, params: Vec<(String, String)>) -> Result<Response,
     let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
     let text = format!("job {id} triggered through the API (parameters: {names:?})");
     api.trigger(id, params.clone()).map_err(|e| {
-        json_response(
+        Box::new(json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({"error": "Service Unavailable", "detail": e}),
-        )
+        ))
     })?;
     api.notice(text);
     Ok(json_response(
@@ -397,11 +403,11 @@ fn start(app: &App, id: &str, params: Vec<(String, String)>) -> Result<Response,
     ))
 }
 
-fn internal(e: &crate::error::Error) -> Response {
-    json_response(
+fn internal(e: &crate::error::Error) -> Rejected {
+    Box::new(json_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         &json!({"error": "Internal Server Error", "detail": e.to_string()}),
-    )
+    ))
 }
 
 #[cfg(test)]
@@ -410,13 +416,15 @@ mod tests {
 
     #[test]
     fn trigger_bodies() {
-        let p = trigger_params(&json!({"parameters": {"Target": "/tmp", "Depth": 3}}));
+        let mut p = trigger_params(&json!({"parameters": {"Target": "/tmp", "Depth": 3}}))
+            .expect("an object of values");
+        p.sort();
         assert_eq!(
             p,
-            Ok(vec![
+            vec![
                 ("Depth".to_string(), "3".to_string()),
                 ("Target".to_string(), "/tmp".to_string())
-            ])
+            ]
         );
         assert_eq!(
             trigger_params(&json!({"Target": "x"})),
