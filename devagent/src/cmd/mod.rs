@@ -5,4 +5,5 @@ pub(crate) mod lint;
 mod out;
 pub(crate) mod run;
 pub(crate) mod serve;
+mod serve_jobs;
 mod signals;

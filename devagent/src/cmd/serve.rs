@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use kepm_devagent::run::{attach_runner, set_output_sink, RunOptions, TriggeredRuns};
+use kepm_devagent::run::TriggeredRuns;
 use kepm_devagent::view::pretty_message;
 use kepm_devagent::{
-    timefmt, AdminFiles, Config, Denial, DevAgent, Received, ResetProxy, SettingsMode, Trust,
-    FALLBACK_BROKER,
+    timefmt, Config, Denial, DevAgent, Received, ResetProxy, SettingsMode, Trust, FALLBACK_BROKER,
 };
 use serde_json::{json, Value};
 
 use super::out::{event_first, Out};
+use super::serve_jobs::{attach_trigger_runner, curl_create, jobs_api_json};
 use super::signals::{install_signal_handlers, Input};
 
 #[derive(Args)]
@@ -133,7 +133,9 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         agent.register_process(*pid, job);
     }
     let out = Out;
-    let runs = args.jobs_api.then(|| attach_trigger_runner(&agent, &args));
+    let runs = args
+        .jobs_api
+        .then(|| attach_trigger_runner(&agent, args.pretty, &args.trust_exe, args.deny_visible));
 
     if !print_ready(&out, &agent, args.pretty) {
         agent.close();
@@ -220,40 +222,6 @@ fn read_stdin(tx: &Sender<Input>) {
     }
 }
 
-/// The curl line that creates a job through the Jobs API with the Admin certificate: the
-/// agent's certificate names Localhost, so curl is pointed at that name on 127.0.0.1.
-fn curl_create(agent: &DevAgent, files: &AdminFiles) -> String {
-    let port = agent
-        .api_base()
-        .rsplit(':')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    format!(
-        "curl --cacert {} --cert {} --resolve localhost:{port}:127.0.0.1 \
-         -H 'Content-Type: application/json' --data @JOB.json https://localhost:{port}/api/Jobs",
-        agent.ca_path().display(),
-        files.bundle.display()
-    )
-}
-
-fn jobs_api_json(agent: &DevAgent) -> Value {
-    let Some(f) = agent.admin_files() else {
-        return Value::Null;
-    };
-    let p = |p: &std::path::Path| p.display().to_string();
-    json!({
-        "agent_root": agent.agent_root().map(|r| p(&r)),
-        "admin_ca": p(&f.ca),
-        "admin_cert": p(&f.cert),
-        "admin_key": p(&f.key),
-        "admin_bundle": p(&f.bundle),
-        "admin_pfx": f.pfx.as_deref().map(p),
-        "admin_pfx_password": f.pfx.as_ref().map(|_| f.pfx_password),
-        "curl": curl_create(agent, &f),
-    })
-}
-
 fn print_ready(out: &Out, agent: &DevAgent, pretty: bool) -> bool {
     let ca = agent.ca_path().display().to_string();
     if pretty {
@@ -331,30 +299,6 @@ fn print_ready(out: &Out, agent: &DevAgent, pretty: bool) -> bool {
             "jobs_api": jobs_api_json(agent),
         }))
     }
-}
-
-/// Triggered jobs run as `kepm-devagent run` runs them (the agent's trust rule, this
-/// serve's denial mode), their live output joining this operator view.
-fn attach_trigger_runner(agent: &DevAgent, args: &ServeArgs) -> Arc<TriggeredRuns> {
-    let pretty = args.pretty;
-    set_output_sink(Box::new(move |line: &str| {
-        if pretty {
-            Out.line(&format!("RUN | {line}"));
-        } else {
-            Out.json(&json!({"event": "run", "line": line}));
-        }
-    }));
-    let opts = RunOptions {
-        trust: Trust::Registry,
-        trusted_exes: args.trust_exe.clone(),
-        denial: if args.deny_visible {
-            Denial::Visible
-        } else {
-            Denial::Silent
-        },
-        ..RunOptions::default()
-    };
-    attach_runner(agent, opts)
 }
 
 /// Streams captured messages and newly connected clients to stdout until `stop`.
