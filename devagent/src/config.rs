@@ -48,6 +48,13 @@ pub struct Config {
     /// (PUBACK 0x87), which the library's tests of visible denials need; `run` and `serve`
     /// default to [`Denial::Silent`], the agent's usual answer.
     pub denial: Denial,
+    /// Serve the Job Management API on the HTTPS port (Admin tier: client certificates of
+    /// the Admin CA, written with the agent's files), with a job store and Last Known Good.
+    /// Default: false (its paths answer 404).
+    pub jobs_api: bool,
+    /// The agent root of the Jobs API's store (`Jobs/`, `Jobs/bin/`, `.lkg/`). Default: an
+    /// `agent-root` directory in the devagent's temp dir.
+    pub agent_root: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -72,6 +79,8 @@ impl Default for Config {
             trust: Trust::AnyLocalProcess,
             trusted_exes: Vec::new(),
             denial: Denial::Visible,
+            jobs_api: false,
+            agent_root: None,
         }
     }
 }

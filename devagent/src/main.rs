@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use cmd::deploy::DeployArgs;
 use cmd::lint::LintArgs;
 use cmd::run::RunArgs;
 use cmd::serve::ServeArgs;
@@ -69,6 +70,19 @@ enum Cmd {
     /// exited 0 (or failed with continueOnFailure), no message broke the KeeperLogger schema,
     /// no publish was dropped or denied and no connection refused; 1 otherwise.
     Run(RunArgs),
+    /// Deploy job files through the Jobs API, as a deployment script does, one line per
+    /// step with its HTTP status.
+    ///
+    /// For each file: POST /api/Jobs/validate (stops with the findings on errors), GET
+    /// /api/Jobs/{id}, then POST /api/Jobs (create) or PUT /api/Jobs/{id} (replace), GET
+    /// /api/Jobs/{id} to check the stored job equals the file, and with --trigger POST
+    /// /api/Jobs/{id}/trigger with {"parameters": {...}}. Works against `kepm-devagent serve
+    /// --jobs-api` (its ready line names the Admin certificate and key) and is written for the
+    /// agent; kepmlog assumes the validate path, GET of one job and the trigger body shape,
+    /// which the vendor's pages do not show. Exit status: 0 every step succeeded; 1 the API
+    /// refused a step (400 findings, 403, a stored job that differs); 2 bad input (a file,
+    /// certificate, key or URL); 3 the API could not be reached.
+    Deploy(DeployArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,5 +91,6 @@ fn main() -> ExitCode {
         Cmd::Serve(args) => cmd::serve::serve(args),
         Cmd::Lint(args) => cmd::lint::lint(&args),
         Cmd::Run(args) => cmd::run::run(args),
+        Cmd::Deploy(args) => cmd::deploy::deploy(&args),
     }
 }

@@ -10,9 +10,11 @@ use rcgen::{
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
-    SignatureScheme,
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore,
+    ServerConfig, SignatureScheme,
 };
 
 use crate::error::Error;
@@ -34,6 +36,12 @@ pub(crate) struct Pki {
     /// A certificate for [`AGENT_CERT_NAME`] signed by another CA, and its key.
     pub other_der: CertificateDer<'static>,
     pub other_key_der: Vec<u8>,
+    /// The Admin tier's CA (deployment tooling's client certificates), and the one client
+    /// certificate it signed, for `serve --jobs-api` to hand to curl, PowerShell and `deploy`.
+    pub admin_ca_pem: String,
+    pub admin_ca_der: CertificateDer<'static>,
+    pub admin_client_pem: String,
+    pub admin_client_key_pem: String,
 }
 
 fn tls_err(what: &str) -> impl FnOnce(rcgen::Error) -> Error + '_ {
@@ -73,6 +81,8 @@ pub(crate) fn generate_pki() -> Result<Pki, Error> {
     let (_, other_issuer) = ca("kepm-devagent other CA (not in ca.pem)")?;
     let (_, other_der, _, other_key_der) =
         server_cert(&other_issuer, &[AGENT_CERT_NAME], AGENT_CERT_NAME)?;
+    let (admin_ca, admin_issuer) = ca("kepm-devagent Admin-tier CA")?;
+    let (admin_client_pem, admin_client_key_pem) = client_cert(&admin_issuer, ADMIN_CLIENT_NAME)?;
 
     Ok(Pki {
         ca_pem: ca_cert.pem(),
@@ -85,7 +95,30 @@ pub(crate) fn generate_pki() -> Result<Pki, Error> {
         capture_key_pem,
         other_der,
         other_key_der,
+        admin_ca_pem: admin_ca.pem(),
+        admin_ca_der: admin_ca.der().clone(),
+        admin_client_pem,
+        admin_client_key_pem,
     })
+}
+
+/// The subject of the Admin client certificate `serve --jobs-api` writes.
+pub const ADMIN_CLIENT_NAME: &str = "kepm-devagent deployment tooling";
+
+/// A client certificate (ClientAuth) named `common_name`, signed by `issuer`: (PEM, key PEM).
+fn client_cert(issuer: &Issuer<'_, KeyPair>, common_name: &str) -> Result<(String, String), Error> {
+    let key = KeyPair::generate().map_err(tls_err("generating the client key"))?;
+    let mut params = CertificateParams::new(Vec::<String>::new())
+        .map_err(tls_err("client certificate parameters"))?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let cert = params
+        .signed_by(&key, issuer)
+        .map_err(tls_err("signing the client certificate"))?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 /// The agent's certificate names "Localhost" (its subject, as documented) and nothing else:
@@ -207,32 +240,124 @@ impl ServerCertVerifier for NameBlind {
     }
 }
 
-/// The HTTPS server's configurations: its own certificate, and the one for another host.
+/// The HTTPS server's configurations: its own certificate (offering client authentication
+/// for the Admin tier), and the one from another CA (settings mode `other-ca-cert`).
 pub(crate) fn server_configs(pki: &Pki) -> Result<ServerTls, Error> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(pki.admin_ca_der.clone())
+        .map_err(|e| Error::Tls(format!("adding the Admin CA to a root store: {e}")))?;
+    let admin = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| Error::Tls(format!("building the Admin client verifier: {e}")))?;
+    let offer: Arc<dyn ClientCertVerifier> = Arc::new(OfferClientAuth {
+        inner: Arc::clone(&admin),
+    });
     Ok(ServerTls {
         own: server_config(
             vec![pki.server_der.clone(), pki.ca_der.clone()],
             &pki.key_der,
+            Some(offer),
         )?,
-        other_ca: server_config(vec![pki.other_der.clone()], &pki.other_key_der)?,
+        other_ca: server_config(vec![pki.other_der.clone()], &pki.other_key_der, None)?,
+        admin,
     })
 }
 
-/// What the Plugin Settings endpoint answers TLS with (see [`server_configs`]).
+/// What the HTTPS endpoint answers TLS with (see [`server_configs`]).
 pub(crate) struct ServerTls {
     pub own: Arc<ServerConfig>,
     pub other_ca: Arc<ServerConfig>,
+    /// Checks a presented client certificate against the Admin CA (per request, see
+    /// [`OfferClientAuth`]).
+    pub admin: Arc<dyn ClientCertVerifier>,
+}
+
+impl ServerTls {
+    /// Whether `chain` (the client's certificates, leaf first) is signed by the Admin CA.
+    pub fn admin_chain_ok(&self, chain: &[CertificateDer<'static>]) -> Result<(), String> {
+        let Some((leaf, rest)) = chain.split_first() else {
+            return Err("no client certificate was presented".into());
+        };
+        self.admin
+            .verify_client_cert(leaf, rest, UnixTime::now())
+            .map(drop)
+            .map_err(|e| {
+                format!("the client certificate does not verify against the Admin CA: {e}")
+            })
+    }
+}
+
+/// Asks every client for a certificate but lets the handshake go on whatever it sends: the
+/// Plugin tier and public endpoints need none, and a certificate from another CA must be
+/// answered with a 403 naming the tier rather than a TLS alert no script can read. The
+/// signature over the handshake is still checked (the client holds the certificate's key);
+/// the chain is checked per request by [`ServerTls::admin_chain_ok`].
+#[derive(Debug)]
+struct OfferClientAuth {
+    inner: Arc<dyn ClientCertVerifier>,
+}
+
+impl ClientCertVerifier for OfferClientAuth {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: &[u8],
+    client_auth: Option<Arc<dyn ClientCertVerifier>>,
 ) -> Result<Arc<ServerConfig>, Error> {
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
-    let cfg = ServerConfig::builder_with_provider(provider())
+    let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(format!("rustls server protocol versions: {e}")))?
-        .with_no_client_auth()
+        .map_err(|e| Error::Tls(format!("rustls server protocol versions: {e}")))?;
+    let builder = match client_auth {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let cfg = builder
         .with_single_cert(chain, key)
         .map_err(|e| Error::Tls(format!("loading the server certificate into rustls: {e}")))?;
     Ok(Arc::new(cfg))

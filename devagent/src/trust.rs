@@ -67,7 +67,7 @@ impl Default for Denial {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Refusal {
     pub at: SystemTime,
-    /// `broker` or `plugin-settings`.
+    /// `broker`, `plugin-settings` or `jobs-api`.
     pub service: &'static str,
     /// The rule broken: `process-trust`, `client-id-shape`, `client-id-job`, `client-id-pid`.
     pub rule: &'static str,
@@ -195,18 +195,29 @@ impl Registry {
 
     /// Plugin Settings: may the process behind `client` → `server` read it?
     pub fn admit_request(&self, client: SocketAddr, server: SocketAddr) -> Result<(), Refusal> {
+        self.admit_plugin_tier("plugin-settings", client, server)
+    }
+
+    /// Any Plugin-tier endpoint (`service` names it in the refusal): the same rule as
+    /// Plugin Settings.
+    pub fn admit_plugin_tier(
+        &self,
+        service: &'static str,
+        client: SocketAddr,
+        server: SocketAddr,
+    ) -> Result<(), Refusal> {
         if self.trust == Trust::AnyLocalProcess {
             return Ok(());
         }
         let owners = match procs::socket_owners(client, server) {
             Ok(o) => o,
-            Err(e) => return Err(self.refusal("plugin-settings", "process-trust", None, e)),
+            Err(e) => return Err(self.refusal(service, "process-trust", None, e)),
         };
         if self.admit_any(&owners).is_some() {
             return Ok(());
         }
         Err(self.refusal(
-            "plugin-settings",
+            service,
             "process-trust",
             None,
             format!(

@@ -6,4 +6,4 @@ mod capture_view;
 mod start;
 mod state;
 
-pub use state::DevAgent;
+pub use state::{AdminFiles, DevAgent};

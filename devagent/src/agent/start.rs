@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::state::{lock, DevAgent};
+use super::state::{lock, DevAgent, ADMIN_PFX, ADMIN_PFX_PASSWORD};
 use crate::broker::{self, free_port, Mosquitto, SpawnError, PORT_RETRIES, READY_TIMEOUT};
 use crate::capture::{Capture, CaptureShared, CAPTURE_CLIENT_ID};
 use crate::config::Config;
 use crate::error::Error;
 use crate::gate::{Gate, GateShared};
-use crate::https::{HttpsServer, SettingsShared};
+use crate::https::{App, HttpsServer, SettingsShared};
+use crate::jobstore::JobsApi;
 use crate::mosquitto_conf::{
     acl_file, broker_conf, check_topic, random_password, write_password_file, BrokerKnobs,
 };
@@ -135,19 +136,38 @@ impl DevAgent {
             allow: cfg.allow.clone(),
             drops: Mutex::new(Vec::new()),
         });
+        let own_tls = Arc::clone(&server_tls.own);
         let gate = match gate_listener {
             Some(l) => Some(Gate::start(
                 l,
-                Arc::clone(&server_tls.own),
+                own_tls,
                 mosquitto_job_port,
                 Arc::clone(&gate_shared),
             )?),
             None => None,
         };
-        let https = HttpsServer::start(api_listener, server_tls, Arc::clone(&settings))?;
+        let jobs = if cfg.jobs_api {
+            write_admin_files(&dir, &pki)?;
+            let root = match &cfg.agent_root {
+                Some(r) => r.clone(),
+                None => dir.path().join("agent-root"),
+            };
+            Some(JobsApi::start(&root)?)
+        } else {
+            None
+        };
+        let https = HttpsServer::start(
+            api_listener,
+            App {
+                settings: Arc::clone(&settings),
+                tls: server_tls,
+                jobs: jobs.clone(),
+            },
+        )?;
 
         let agent = DevAgent {
             https: Mutex::new(Some(https)),
+            jobs,
             gate: Mutex::new(gate),
             gate_shared,
             registry,
@@ -224,4 +244,55 @@ impl DevAgent {
         self.capture_shared.lock().subscribed = false;
         Ok(())
     }
+}
+
+/// The Admin tier's files for deployment tooling: the CA, the client certificate and key,
+/// both in one PEM (curl's `--cert`), and a PFX for PowerShell when `openssl` is there
+/// (rcgen writes no PKCS#12).
+fn write_admin_files(dir: &TempDir, pki: &tls::Pki) -> Result<(), Error> {
+    dir.write("admin-ca.pem", &pki.admin_ca_pem, 0o644)?;
+    let cert = dir.write("admin-client.pem", &pki.admin_client_pem, 0o644)?;
+    let key = dir.write("admin-client.key", &pki.admin_client_key_pem, 0o600)?;
+    dir.write(
+        "admin-client-bundle.pem",
+        &format!("{}{}", pki.admin_client_pem, pki.admin_client_key_pem),
+        0o600,
+    )?;
+    let pfx = dir.path().join(ADMIN_PFX);
+    // PBE-SHA1-3DES and a SHA-1 MAC: the PKCS#12 that Windows PowerShell 5.1 still reads,
+    // as well as PowerShell 7. The password is as throwaway as the key.
+    let made = std::process::Command::new("openssl")
+        .args(["pkcs12", "-export", "-in"])
+        .arg(&cert)
+        .arg("-inkey")
+        .arg(&key)
+        .arg("-out")
+        .arg(&pfx)
+        .args([
+            "-passout",
+            &format!("pass:{ADMIN_PFX_PASSWORD}"),
+            "-certpbe",
+            "PBE-SHA1-3DES",
+            "-keypbe",
+            "PBE-SHA1-3DES",
+            "-macalg",
+            "sha1",
+            "-name",
+            tls::ADMIN_CLIENT_NAME,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output();
+    match made {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => eprintln!(
+            "kepm-devagent: no {ADMIN_PFX} for PowerShell: openssl pkcs12 failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => eprintln!(
+            "kepm-devagent: no {ADMIN_PFX} for PowerShell: cannot run openssl ({e}); use \
+             admin-client.pem and admin-client.key"
+        ),
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ use crate::capture::{Capture, CaptureShared};
 use crate::config::SettingsMode;
 use crate::gate::{Gate, GateShared, SilentDrop};
 use crate::https::{HttpsServer, SettingsShared, SETTINGS_PATH};
+use crate::jobstore::{JobsApi, JobsNotice, TriggerRunner};
 use crate::mosquitto_conf::BrokerKnobs;
 use crate::tempdir::TempDir;
 use crate::trust::{Refusal, Registry, Trust};
@@ -21,6 +22,8 @@ use crate::trust::{Refusal, Registry, Trust};
 pub struct DevAgent {
     // Field order is drop order: servers and broker go before the temp dir.
     pub(super) https: Mutex<Option<HttpsServer>>,
+    /// The Jobs API's store, when on.
+    pub(super) jobs: Option<Arc<JobsApi>>,
     /// In front of Mosquitto's job listener when trust or silent denial needs it.
     pub(super) gate: Mutex<Option<Gate>>,
     pub(super) gate_shared: Arc<GateShared>,
@@ -45,6 +48,21 @@ pub struct DevAgent {
     pub(super) ca_path: PathBuf,
     pub(super) dir: Mutex<Option<TempDir>>,
     pub(super) dir_path: PathBuf,
+}
+
+/// The PFX `serve --jobs-api` writes for PowerShell, and its password.
+pub(super) const ADMIN_PFX: &str = "admin-client.pfx";
+pub(super) const ADMIN_PFX_PASSWORD: &str = "kepm-devagent";
+
+/// The Admin tier's files a deployment script uses (see [`DevAgent::admin_files`]).
+#[derive(Clone, Debug)]
+pub struct AdminFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub bundle: PathBuf,
+    pub pfx: Option<PathBuf>,
+    pub pfx_password: &'static str,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -169,6 +187,41 @@ impl DevAgent {
         self.settings.answers.load(Ordering::SeqCst)
     }
 
+    /// The agent root of the Jobs API's store, when the Jobs API is on.
+    pub fn agent_root(&self) -> Option<PathBuf> {
+        self.jobs.as_ref().map(|j| j.root().to_path_buf())
+    }
+
+    /// The Admin tier's client certificate files, when the Jobs API is on: (CA, client
+    /// certificate, key, certificate and key in one PEM, PFX when `openssl` made one).
+    pub fn admin_files(&self) -> Option<AdminFiles> {
+        self.jobs.as_ref()?;
+        let d = &self.dir_path;
+        let pfx = d.join(ADMIN_PFX);
+        Some(AdminFiles {
+            ca: d.join("admin-ca.pem"),
+            cert: d.join("admin-client.pem"),
+            key: d.join("admin-client.key"),
+            bundle: d.join("admin-client-bundle.pem"),
+            pfx: pfx.exists().then_some(pfx),
+            pfx_password: ADMIN_PFX_PASSWORD,
+        })
+    }
+
+    /// What the Jobs API did that the operator should see (deployments, triggers, job files
+    /// restored by Last Known Good), in order. Empty when it is off.
+    pub fn jobs_notices(&self) -> Vec<JobsNotice> {
+        self.jobs.as_ref().map(|j| j.notices()).unwrap_or_default()
+    }
+
+    /// Attaches what runs a triggered job (`kepm_devagent::run::attach_runner`). Until one
+    /// is attached, a trigger is answered 503. No-op when the Jobs API is off.
+    pub fn set_trigger_runner(&self, runner: TriggerRunner) {
+        if let Some(j) = &self.jobs {
+            j.set_runner(runner);
+        }
+    }
+
     /// Stops everything now (capture, broker, HTTPS) and removes the temp dir. Idempotent;
     /// later calls on this agent see a stopped broker. [`DevAgent::shutdown`] and drop do
     /// the same.
@@ -185,6 +238,9 @@ impl DevAgent {
         }
         if let Some(mut h) = lock(&self.https).take() {
             h.stop();
+        }
+        if let Some(j) = &self.jobs {
+            j.stop();
         }
         if let Some(mut g) = lock(&self.gate).take() {
             g.stop();

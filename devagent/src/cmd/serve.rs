@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use kepm_devagent::run::TriggeredRuns;
 use kepm_devagent::view::pretty_message;
 use kepm_devagent::{
     timefmt, Config, Denial, DevAgent, Received, ResetProxy, SettingsMode, Trust, FALLBACK_BROKER,
@@ -17,6 +18,7 @@ use kepm_devagent::{
 use serde_json::{json, Value};
 
 use super::out::{event_first, Out};
+use super::serve_jobs::{attach_trigger_runner, curl_create, jobs_api_json};
 use super::signals::{install_signal_handlers, Input};
 
 #[derive(Args)]
@@ -64,6 +66,16 @@ pub(crate) struct ServeArgs {
     /// instead of the agent's usual success-and-drop.
     #[arg(long)]
     deny_visible: bool,
+    /// Serve the Job Management API on the HTTPS port: public /health, / and
+    /// /api/system/status; Plugin tier GET /api/Jobs; Admin tier (a client certificate of
+    /// the Admin CA written to the state dir) for create, update, delete, validate, run,
+    /// trigger and reload. Hand edits under AGENT_ROOT/Jobs are reverted (Last Known Good).
+    #[arg(long)]
+    jobs_api: bool,
+    /// With --jobs-api: the agent root of the job store (Jobs/, Jobs/bin/{command}/). Default:
+    /// agent-root in the devagent's temp dir.
+    #[arg(long, value_name = "DIR", requires = "jobs_api")]
+    agent_root: Option<std::path::PathBuf>,
 }
 
 fn parse_registration(s: &str) -> Result<(u32, String), String> {
@@ -100,6 +112,8 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
     } else {
         Denial::Silent
     };
+    cfg.jobs_api = args.jobs_api;
+    cfg.agent_root = args.agent_root.clone();
 
     let (tx, rx) = mpsc::channel::<Input>();
     // Before starting anything: a signal during startup must still lead to cleanup.
@@ -119,6 +133,9 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         agent.register_process(*pid, job);
     }
     let out = Out;
+    let runs = args
+        .jobs_api
+        .then(|| attach_trigger_runner(&agent, args.pretty, &args.trust_exe, args.deny_visible));
 
     if !print_ready(&out, &agent, args.pretty) {
         agent.close();
@@ -145,7 +162,7 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         let pretty = args.pretty;
         std::thread::Builder::new()
             .name("follower".into())
-            .spawn(move || follow(&agent, &stop, &tx, pretty))
+            .spawn(move || follow(&agent, runs.as_deref(), &stop, &tx, pretty))
     };
     let follower = match follower {
         Ok(f) => f,
@@ -208,6 +225,29 @@ fn read_stdin(tx: &Sender<Input>) {
 fn print_ready(out: &Out, agent: &DevAgent, pretty: bool) -> bool {
     let ca = agent.ca_path().display().to_string();
     if pretty {
+        if let Some(f) = agent.admin_files() {
+            let root = agent.agent_root().unwrap_or_default();
+            let lines = [
+                format!(
+                    "Jobs API on {}: job store {} (hand edits under Jobs/ are reverted); Admin \
+                     client certificate {} (key {}, both in {}{})",
+                    agent.api_base(),
+                    root.display(),
+                    f.cert.display(),
+                    f.key.display(),
+                    f.bundle.display(),
+                    f.pfx.as_ref().map_or(String::new(), |p| format!(
+                        "; PFX {} password {}",
+                        p.display(),
+                        f.pfx_password
+                    )),
+                ),
+                format!("  {}", curl_create(agent, &f)),
+            ];
+            if !lines.iter().all(|l| out.line(l)) {
+                return false;
+            }
+        }
         let lines = [
             format!(
                 "kepm-devagent ready: Plugin Settings at {}, MQTT over TLS at {}:{} \
@@ -256,13 +296,21 @@ fn print_ready(out: &Out, agent: &DevAgent, pretty: bool) -> bool {
                 Trust::AnyLocalProcess => "any",
             },
             "denial": if agent.silent_drops_enabled() { "silent" } else { "visible" },
+            "jobs_api": jobs_api_json(agent),
         }))
     }
 }
 
 /// Streams captured messages and newly connected clients to stdout until `stop`.
-fn follow(agent: &DevAgent, stop: &AtomicBool, tx: &Sender<Input>, pretty: bool) {
+fn follow(
+    agent: &DevAgent,
+    runs: Option<&TriggeredRuns>,
+    stop: &AtomicBool,
+    tx: &Sender<Input>,
+    pretty: bool,
+) {
     let out = Out;
+    let (mut next_notice, mut next_run) = (0usize, 0usize);
     let mut next_msg = 0usize;
     let mut next_client = 0usize;
     let (mut next_drop, mut next_refusal) = (0usize, 0usize);
@@ -331,6 +379,36 @@ fn follow(agent: &DevAgent, stop: &AtomicBool, tx: &Sender<Input>, pretty: bool)
             ok = ok && out.line(&line);
         }
         next_refusal = next_refusal.max(refusals.len());
+        let notices = agent.jobs_notices();
+        for n in notices.iter().skip(next_notice) {
+            let line = if pretty {
+                format!("{} JOBS     {}", timefmt::hms_millis_utc(n.at), n.text)
+            } else {
+                event_first(&json!({"event": "jobs", "at": timefmt::rfc3339_utc(n.at),
+                    "text": n.text}))
+            };
+            ok = ok && out.line(&line);
+        }
+        next_notice = next_notice.max(notices.len());
+        let finished = runs.map(TriggeredRuns::finished).unwrap_or_default();
+        for r in finished.iter().skip(next_run) {
+            let line = if pretty {
+                format!(
+                    "{} JOBS     triggered run of {} finished: {} ({} task(s), {} message(s))",
+                    timefmt::hms_millis_utc(std::time::SystemTime::now()),
+                    r.job_id,
+                    if r.ok() { "ok" } else { "FAILED" },
+                    r.tasks.len(),
+                    r.messages.len()
+                )
+            } else {
+                let mut v = r.to_json();
+                v["event"] = json!("run-finished");
+                event_first(&v)
+            };
+            ok = ok && out.line(&line);
+        }
+        next_run = next_run.max(finished.len());
         if !ok {
             let _ = tx.send(Input::StdoutClosed);
             return;

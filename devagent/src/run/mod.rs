@@ -10,7 +10,8 @@
 //! end. `params` resolves `--param` values and `--event` before the run starts.
 //!
 //! By concern: `job` drives the run, `task` starts and watches one task, `follow` shows
-//! what the broker received, `report` holds the results and prints the summary.
+//! what the broker received, `report` holds the results and prints the summary, `triggers`
+//! runs the jobs the Jobs API triggers.
 
 mod follow;
 mod job;
@@ -19,7 +20,10 @@ mod output;
 mod params;
 mod report;
 mod task;
+mod triggers;
 
 pub use job::{run_job, RunOptions};
+pub use output::{set_output_sink, OutputSink};
 pub use params::parse_param;
 pub use report::{Message, RunSummary, TaskResult};
+pub use triggers::{attach_runner, TriggeredRuns};
