@@ -109,9 +109,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-const UNSIGNED_FIX: &str = "run the tool as the task the job runner starts (a script's child is \
-     not trusted: use `exec` or `kepmlog run`), or sign it and list its thumbprint in \
-     Settings:AlternativeSignatures (here: --trust-exe PATH)";
+const UNSIGNED_FIX: &str = "make the process that logs the one the job runner starts (a script's \
+     child is not trusted: `exec` it as the script's last step, or make it the task's command), \
+     or sign it and list its thumbprint in Settings:AlternativeSignatures (here: --trust-exe PATH)";
 
 impl Registry {
     /// A registry enforcing `trust`; `trusted_exes` stand in for signed executables. Fails
