@@ -170,9 +170,16 @@ async fn fill<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
+/// The length of a packet's fixed header: the type byte and the remaining length's 1-4 bytes.
+fn fixed_header_len(frame: &[u8]) -> Option<usize> {
+    (1..5)
+        .find(|&i| frame.get(i).is_some_and(|b| b & 0x80 == 0))
+        .map(|i| i + 1)
+}
+
 /// The protocol level byte of a CONNECT packet (4: MQTT 3.1.1, 5: MQTT 5).
 fn protocol_level(frame: &[u8]) -> Option<u8> {
-    let header = (1..5).find(|&i| frame.get(i).is_some_and(|b| b & 0x80 == 0))? + 1;
+    let header = fixed_header_len(frame)?;
     let name_len = usize::from(u16::from_be_bytes([
         *frame.get(header)?,
         *frame.get(header + 1)?,
@@ -414,7 +421,7 @@ impl Filter {
 
 /// The packet id right after the fixed header (PUBACK, PUBREC, PUBREL, PUBCOMP).
 fn frame_pkid(frame: &[u8]) -> Option<u16> {
-    let header = (1..5).find(|&i| frame.get(i).is_some_and(|b| b & 0x80 == 0))? + 1;
+    let header = fixed_header_len(frame)?;
     let mut b = frame.get(header..header + 2)?;
     Some(b.get_u16())
 }
