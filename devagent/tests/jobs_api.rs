@@ -248,21 +248,25 @@ fn hand_edits_are_reverted_and_api_updates_kept() {
     let deployed = std::fs::read(&file).expect("job file");
     std::fs::write(&file, b"{\"id\": \"kept\", \"enabled\": false}").expect("hand edit");
     let restored = || std::fs::read(&file).map(|b| b == deployed).unwrap_or(false);
+    // The store renames the file back before it records the notice: wait for both, or a
+    // check between the two sees the file restored and no notice yet.
+    let noticed = |what: &str| {
+        let text = format!("Jobs/kept.json was {what} by hand and restored");
+        api.dev
+            .jobs_notices()
+            .iter()
+            .any(|n| n.text.contains(&text))
+    };
     assert!(
-        wait(restored),
-        "Last Known Good did not restore the hand edit"
-    );
-    assert!(
-        api.dev.jobs_notices().iter().any(|n| n
-            .text
-            .contains("Jobs/kept.json was edited by hand and restored")),
-        "{:?}",
+        wait(|| restored() && noticed("edited")),
+        "Last Known Good did not restore the hand edit and say so: {:?}",
         api.dev.jobs_notices()
     );
     std::fs::remove_file(&file).expect("hand removal");
     assert!(
-        wait(restored),
-        "Last Known Good did not restore the removed file"
+        wait(|| restored() && noticed("removed")),
+        "Last Known Good did not restore the removed file and say so: {:?}",
+        api.dev.jobs_notices()
     );
 
     let mut updated = j.clone();
