@@ -136,9 +136,9 @@ pub fn doctor(c: &Common, a: &DoctorArgs, timeout: Duration) -> ExitCode {
         .event_topic
         .clone()
         .unwrap_or_else(|| format!("Jobs/{job}/events"));
-    let watch = Watch::connect(c, &job, &token, &host, port, timeout, &mut r);
+    let mut watch = Watch::connect(c, &job, &token, &host, port, timeout, &mut r);
     let confirm = watch
-        .as_ref()
+        .as_mut()
         .map(|w| w.subscribe(&["KeeperLogger", &event_topic], timeout, &mut r))
         .unwrap_or(false);
     publish_and_confirm(
@@ -238,6 +238,8 @@ fn check_api_base(c: &Common, r: &mut Report) -> String {
 
 /// The subscribing connection, with the client id the agent requires.
 struct Watch {
+    /// Every SUBACK said success.
+    granted: bool,
     client: Client,
     events: Receiver<Result<Event, ConnectionError>>,
 }
@@ -289,7 +291,11 @@ impl Watch {
             );
             return None;
         }
-        let w = Watch { client, events };
+        let w = Watch {
+            granted: false,
+            client,
+            events,
+        };
         let end = Instant::now() + timeout;
         loop {
             match w.next(end) {
@@ -352,7 +358,7 @@ impl Watch {
     }
 
     /// Whether every topic could be subscribed (so routing can be confirmed).
-    fn subscribe(&self, topics: &[&str], timeout: Duration, r: &mut Report) -> bool {
+    fn subscribe(&mut self, topics: &[&str], timeout: Duration, r: &mut Report) -> bool {
         for t in topics {
             if let Err(e) = self.client.subscribe(*t, QoS::AtLeastOnce) {
                 r.skip("subscribe", format!("cannot subscribe to {t}: {e}"));
@@ -394,6 +400,7 @@ impl Watch {
             }
         }
         if refused.is_empty() {
+            self.granted = true;
             r.pass(
                 "subscribe",
                 format!(
@@ -490,6 +497,20 @@ fn publish_and_confirm(
             }
         }
     }
+    // Neither came back although the SUBACKs said yes: the broker may grant a subscription and
+    // then deliver nothing (Mosquitto does so for a topic its ACL does not let the client
+    // read), so routing cannot be judged. One back and the other not is a dropped publish.
+    let confirm = confirm && (routed.0 || routed.1);
+    if let (true, false) = (watch.is_some(), confirm) {
+        if routed == (false, false) && subscribed_ok(&watch) {
+            r.skip(
+                "routing",
+                format!(
+                    "nothing was routed back within {wait:?} although the subscriptions were                      granted: the broker does not deliver to this task (allowedSubscriptions                      empty?), or it dropped both publishes; delivery cannot be confirmed from                      inside: {KEEPERLOGGER_LOG}"
+                ),
+            );
+        }
+    }
     for (name, topic, queued, got) in [
         (
             "keeperlogger",
@@ -547,6 +568,10 @@ fn publish_and_confirm(
         }
     }
     drop(watch);
+}
+
+fn subscribed_ok(w: &Option<Watch>) -> bool {
+    w.as_ref().is_some_and(|w| w.granted)
 }
 
 fn summary(r: &Report) -> ExitCode {
