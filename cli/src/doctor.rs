@@ -7,7 +7,7 @@
 //! it adds no crate and no second crypto provider.
 
 use std::process::ExitCode;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -348,13 +348,9 @@ impl Watch {
     }
 
     fn next(&self, end: Instant) -> Option<Result<Event, ConnectionError>> {
-        match self
-            .events
+        self.events
             .recv_timeout(end.saturating_duration_since(Instant::now()))
-        {
-            Ok(ev) => Some(ev),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+            .ok()
     }
 
     /// Whether every topic could be subscribed (so routing can be confirmed).
