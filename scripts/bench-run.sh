@@ -43,8 +43,15 @@ read -r pipe_rc pipe_wall pipe_cpu < <(measure bash -c "bash '$work/gen.sh' | '$
 pipe_cpu=$(python3 -c "print(max(0.0, $pipe_cpu - $gen_cpu))")
 read -r run_rc run_wall run_cpu < <(measure "$kepmlog" --source bench-run --timeout 60 run -- bash "$work/gen.sh")
 run_cpu=$(python3 -c "print(max(0.0, $run_cpu - $gen_cpu))")
-sleep 1
-pipe_got=$(received bench-pipe) run_got=$(received bench-run)
+# kepmlog exits once the broker acknowledged every line; the devagent's capture subscriber
+# may still be writing them out: wait until the count stops growing.
+last=-1
+for _ in $(seq 1 60); do
+  pipe_got=$(received bench-pipe) run_got=$(received bench-run)
+  [ $((pipe_got + run_got)) -eq $((2 * n)) ] && break
+  [ $((pipe_got + run_got)) -eq "$last" ] && break
+  last=$((pipe_got + run_got)); sleep 1
+done
 echo "bench-run: $n lines, $profile build, generator CPU ${gen_cpu}s (subtracted)"
 for row in "pipe $pipe_rc $pipe_wall $pipe_cpu $pipe_got" "run $run_rc $run_wall $run_cpu $run_got"; do
   set -- $row
