@@ -28,7 +28,7 @@ export KEEPER_JOB_ID=$job KEEPER_JOB_NAME=$job
 winpath() { printf 'Z:%s' "$1" | tr / '\\'; }
 
 # cmd.exe's echo prints the rest of the line as written, quotes and braces included.
-printf '@echo off\r\necho plain from cmd\r\necho ::warning category=Bat::warned from cmd\r\necho ::event::{"phase":"bat","status":"done"}\r\necho to stderr 1>&2\r\nexit /b 3\r\n' >"$work/script.bat"
+printf '@echo off\r\necho plain from cmd\r\necho ::warning category=Bat::warned from cmd\r\necho ::event::{"phase":"bat","status":"done"}\r\n>&2 echo to stderr\r\nexit /b 3\r\n' >"$work/script.bat"
 code=0
 "$wine" "$kepmlog_exe" --keeper-api-base="$api_base" run -- cmd /c "$(winpath "$work/script.bat")" || code=$?
 [ "$code" -eq 3 ] || fail "kepmlog.exe run: exit $code, want the batch file's 3"
