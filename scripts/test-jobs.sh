@@ -17,6 +17,8 @@ if [ "${KEPMLOG_RUST_TESTED:-}" != 1 ]; then
   cargo build -q --locked -p kepm-devagent -p kepmlog-cli -p secret-scanner
 fi
 install -D -m 755 "$tdir/debug/secret-scanner" "$root/Jobs/bin/secret-scanner/secret-scanner"
+# `kepmlog run` and `kepmlog doctor` jobs: kepmlog is the task, resolved like any tool.
+install -D -m 755 "$tdir/debug/kepmlog" "$root/Jobs/bin/kepmlog/kepmlog"
 
 if [ "${KEPMLOG_RUST_TESTED:-}" != 1 ]; then
   echo "== jobs: cargo test (lint table, run, kepmlog CLI)"
@@ -35,6 +37,25 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for job in examples/jobs/*.json; do
   name=$(basename "$job" .json)
+  if grep -q '"linux": false' "$job"; then
+    "$devagent" lint --agent-root "$root" "$job" >"$work/lint.txt" \
+      || { echo "-- $name: lint FAILED"; cat "$work/lint.txt"; failed=$((failed + 1)); continue; }
+    echo "-- $name: linted (its osFilter excludes Linux: not run here)"
+    continue
+  fi
+  case $name in doctor-*)
+    # The doctor job's report: every check that could run passed, routing confirmed.
+    echo "-- $name: kepm-devagent run --agent-root $root $job"
+    if "$devagent" run --agent-root "$root" "$job" | tee "$work/run.txt" \
+       && grep -q "routed back by the broker" "$work/run.txt" \
+       && grep -qE "doctor: [0-9]+ passed, 0 failed" "$work/run.txt"; then
+      ran=$((ran + 1))
+    else
+      echo "-- $name: run FAILED (a doctor check failed, or routing was not confirmed)"
+      failed=$((failed + 1))
+    fi
+    continue;;
+  esac
   if ! "$devagent" lint --agent-root "$root" "$job" >"$work/lint.txt"; then
     errors=$(grep -c ': error\[' "$work/lint.txt" || true)
     missing=$(grep -c ': error\[task-binary\]' "$work/lint.txt" || true)

@@ -12,7 +12,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use kepmlog::{Error, Fallback, Level, Logger, Options, Overflow};
 
+mod doctor;
+mod doctor_mqtt;
 mod parent;
+mod protocol;
+mod run;
+mod tree;
 
 #[derive(Parser)]
 #[command(
@@ -37,7 +42,7 @@ struct Cli {
 }
 
 #[derive(Args)]
-struct Common {
+pub(crate) struct Common {
     /// The agent's HTTPS API base (the task argument {KeeperApiBaseUrl}). Default: the
     /// calling script's --keeper-api-base argument (Linux only: elsewhere pass this or set
     /// KEEPER_API_BASE), else https://127.0.0.1:6889.
@@ -87,6 +92,12 @@ enum Cmd {
     Pipe(PipeArgs),
     /// Publish one JSON object to the job's event topic: kepmlog event '{"phase":"scan"}'.
     Event(EventArgs),
+    /// Be the job's task and run PROGRAM: each line it writes becomes a record (stdout Info,
+    /// stderr Warning; `::warning::text`, `::event::{...}` commands); its exit code is ours.
+    Run(run::RunArgs),
+    /// Check, from inside a job, what a task can see of the agent's setup; pass/fail each
+    /// with the fix. Exit 0 only when every check that could run passed.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Args)]
@@ -137,12 +148,12 @@ fn parse_fallback(s: &str) -> Result<Fallback, String> {
     Fallback::parse(s).map_err(|e| e.to_string())
 }
 
-fn parse_level(s: &str) -> Result<Level, String> {
+pub(crate) fn parse_level(s: &str) -> Result<Level, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
-const NOT_DELIVERED: u8 = 1;
-const BAD_INPUT: u8 = 2;
+pub(crate) const NOT_DELIVERED: u8 = 1;
+pub(crate) const BAD_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -157,25 +168,39 @@ fn main() -> ExitCode {
         Cmd::Log(a) => log(&cli.common, &a, timeout),
         Cmd::Pipe(a) => pipe(&cli.common, &a, timeout),
         Cmd::Event(a) => event(&cli.common, &a, timeout),
+        Cmd::Run(a) => run::run(&cli.common, &a, timeout),
+        Cmd::Doctor(a) => doctor::doctor(&cli.common, &a, timeout),
     }
 }
 
-fn logger(c: &Common, overflow: Overflow, event_topic: Option<&str>) -> Result<Logger, ExitCode> {
-    let caller = parent::caller();
+/// The agent's API base as the logger finds it: the option (or KEEPER_API_BASE), else the
+/// calling script's argument, else the agent's default.
+pub(crate) fn api_base(c: &Common) -> String {
+    c.keeper_api_base
+        .clone()
+        .or_else(|| parent::caller().and_then(|c| c.api_base))
+        .unwrap_or_else(|| kepmlog::DEFAULT_API_BASE.to_string())
+}
+
+/// `token`: the token when `--token` is not given (`run`: the child's script), instead of
+/// the calling script's name.
+pub(crate) fn logger(
+    c: &Common,
+    overflow: Overflow,
+    event_topic: Option<&str>,
+    token: Option<String>,
+) -> Result<Logger, ExitCode> {
     let token = c
         .token
         .clone()
-        .or_else(|| caller.as_ref().and_then(|c| c.script_token.clone()))
+        .or(token)
+        .or_else(|| parent::caller().and_then(|c| c.script_token))
         .unwrap_or_else(|| "kepmlog".to_string());
     let source = c.source.clone().unwrap_or_else(|| token.clone());
-    let mut opts = Options::new(source).token(token).overflow(overflow);
-    let api_base = c
-        .keeper_api_base
-        .clone()
-        .or_else(|| caller.and_then(|c| c.api_base));
-    if let Some(b) = api_base {
-        opts = opts.api_base(b);
-    }
+    let mut opts = Options::new(source)
+        .token(token)
+        .overflow(overflow)
+        .api_base(api_base(c));
     if let Some(j) = &c.job_id {
         opts = opts.job_id(j.clone());
     }
@@ -202,7 +227,7 @@ fn logger(c: &Common, overflow: Overflow, event_topic: Option<&str>) -> Result<L
 
 /// Waits for delivery and turns the outcome into the exit status: the one mapping of the
 /// core's outcome every binding makes (a denial or a give-up first, then the deadline).
-fn finish(log: &Logger, timeout: Duration, what: &str) -> ExitCode {
+pub(crate) fn finish(log: &Logger, timeout: Duration, what: &str) -> ExitCode {
     let outcome = match log.shutdown_outcome(timeout) {
         Ok(o) => o,
         Err(e) => {
@@ -240,7 +265,7 @@ fn finish(log: &Logger, timeout: Duration, what: &str) -> ExitCode {
 }
 
 fn log(c: &Common, a: &LogArgs, timeout: Duration) -> ExitCode {
-    let log = match logger(c, Overflow::Drop, None) {
+    let log = match logger(c, Overflow::Drop, None, None) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -270,7 +295,7 @@ fn event(c: &Common, a: &EventArgs, timeout: Duration) -> ExitCode {
     } else {
         a.json.clone()
     };
-    let log = match logger(c, Overflow::Drop, a.event_topic.as_deref()) {
+    let log = match logger(c, Overflow::Drop, a.event_topic.as_deref(), None) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -289,6 +314,7 @@ fn pipe(c: &Common, a: &PipeArgs, timeout: Duration) -> ExitCode {
     let log = match logger(
         c,
         Overflow::Block(timeout.max(Duration::from_secs(1))),
+        None,
         None,
     ) {
         Ok(l) => l,
@@ -360,7 +386,7 @@ fn pipe(c: &Common, a: &PipeArgs, timeout: Duration) -> ExitCode {
 
 /// Recognises a level prefix: `ERROR: x`, `[error] x`, `[WARN]: x`, `Fatal: x`. Returns the
 /// level and the message without the prefix.
-fn detect_level(line: &str) -> Option<(Level, &str)> {
+pub(crate) fn detect_level(line: &str) -> Option<(Level, &str)> {
     let t = line.trim_start();
     let (word, rest) = if let Some(r) = t.strip_prefix('[') {
         let (w, rest) = r.split_once(']')?;

@@ -18,8 +18,8 @@ pub struct Caller {
     pub script_token: Option<String>,
 }
 
-/// Shells and interpreters whose first operand is the script.
-#[cfg(any(target_os = "linux", test))]
+/// Shells and interpreters whose first operand is the script (`kepmlog run -- python3
+/// tool.py` is known as `tool`, as is `bash tool.sh`).
 const INTERPRETERS: &[&str] = &[
     "bash",
     "sh",
@@ -32,6 +32,13 @@ const INTERPRETERS: &[&str] = &[
     "pwsh",
     "powershell",
     "env",
+    "cmd",
+    "python",
+    "python3",
+    "py",
+    "node",
+    "perl",
+    "ruby",
 ];
 /// Ancestors to look at: a pipeline stage or `$(...)` runs in a subshell of the script.
 #[cfg(target_os = "linux")]
@@ -89,8 +96,8 @@ fn parent_of(pid: u32) -> Option<u32> {
 }
 
 /// Reads a command line: the API base from `--keeper-api-base`, and the script name (the
-/// first operand of an interpreter, else the program itself).
-#[cfg(any(target_os = "linux", test))]
+/// first operand of an interpreter, else the program itself). Used on every OS for the
+/// command line of `kepmlog run`'s child.
 pub fn from_args(args: &[String]) -> Caller {
     let mut c = Caller::default();
     let base = kepmlog::identity::api_base_from_args(args);
@@ -113,7 +120,8 @@ pub fn from_args(args: &[String]) -> Caller {
         let mut script = None;
         while let Some(a) = it.next() {
             let l = a.to_ascii_lowercase();
-            if l == "-file" || (l == "-f" && prog_name.starts_with("pw")) {
+            if l == "-file" || (l == "-f" && prog_name.starts_with("pw")) || l == "/c" || l == "/k"
+            {
                 script = it.next().cloned();
                 break;
             }
@@ -135,7 +143,6 @@ pub fn from_args(args: &[String]) -> Caller {
 }
 
 /// The file stem of a script path, made into a token (the library's rule for executables).
-#[cfg(any(target_os = "linux", test))]
 fn script_token(path: &str) -> Option<String> {
     // The interpreter name is never used: `script` is only set for a real script path.
     Some(kepmlog::identity::script_token(Some(path), "kepmlog"))
@@ -165,6 +172,10 @@ mod tests {
         assert_eq!(c.script_token.as_deref(), Some("clean"));
         let c = from_args(&args(&["bash", "-c", "kepmlog log x"]));
         assert_eq!(c.script_token, None);
+        let c = from_args(&args(&["cmd", "/c", "script.bat"]));
+        assert_eq!(c.script_token.as_deref(), Some("script"));
+        let c = from_args(&args(&["python3", "-u", "/opt/tools/sync_db.py", "--full"]));
+        assert_eq!(c.script_token.as_deref(), Some("sync-db"));
         let c = from_args(&args(&["-bash"]));
         assert_eq!(c.script_token, None);
         let c = from_args(&args(&[

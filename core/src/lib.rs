@@ -58,6 +58,34 @@ pub use outcome::Outcome;
 pub use record::{build_metadata, encode, MetaData};
 pub use settings::SETTINGS_PATH;
 pub use tls::is_loopback_host;
+
+/// The logger's own discovery and TLS, for `kepmlog doctor`, which checks each step on its
+/// own and needs a subscribing client the logger does not have. Not a stable API.
+#[doc(hidden)]
+pub mod diag {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// GET Plugin Settings: the broker's host and port, or why not (403 explained).
+    pub fn discover(
+        api_base: &str,
+        ca_bundle: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<(String, u16), String> {
+        let ca = ca_bundle.map(crate::tls::load_ca_bundle).transpose()?;
+        crate::settings::discover(api_base, ca.as_deref(), timeout)
+    }
+
+    /// The rustls client configuration the logger uses for the broker at `host` (ring).
+    pub fn tls_client_config(
+        ca_bundle: Option<&Path>,
+        host: &str,
+    ) -> Result<Arc<rustls::ClientConfig>, String> {
+        let ca = ca_bundle.map(crate::tls::load_ca_bundle).transpose()?;
+        crate::tls::client_config(ca.as_deref(), host)
+    }
+}
 #[cfg(feature = "tracing")]
 pub use tracing_layer::TracingLayer;
 

@@ -13,6 +13,9 @@ pub struct Config {
     /// Topics the job client may publish to (ACL `topic write`; MQTT wildcards allowed).
     /// Default: `["KeeperLogger"]`.
     pub allow: Vec<String>,
+    /// Topics the job client may subscribe to (ACL `topic read`): the job's
+    /// `mqttTopics.allowedSubscriptions`. Default: none.
+    pub allow_subscribe: Vec<String>,
     /// How the Plugin Settings endpoint answers at first. Default: [`SettingsMode::Ok`].
     pub settings: SettingsMode,
     /// Start Mosquitto right away. Default: true. When false, [`crate::DevAgent::start_broker`]
@@ -69,6 +72,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             allow: vec!["KeeperLogger".to_string()],
+            allow_subscribe: Vec::new(),
             settings: SettingsMode::Ok,
             start_broker: true,
             receive_maximum: None,

@@ -28,8 +28,11 @@ pub(crate) fn check_topic(t: &str) -> Result<(), Error> {
 
 /// Anonymous clients (the jobs) may publish only to the allowed topics; the capture user
 /// may read everything.
-pub(crate) fn acl_file(allow: &[String]) -> String {
+pub(crate) fn acl_file(allow: &[String], allow_subscribe: &[String]) -> String {
     let mut acl: String = allow.iter().map(|t| format!("topic write {t}\n")).collect();
+    // mqttTopics.allowedSubscriptions: what a job may read (the agent's rule; a task that
+    // subscribes to its own topics can see whether the broker routed its publishes).
+    acl.extend(allow_subscribe.iter().map(|t| format!("topic read {t}\n")));
     acl.push_str(&format!("\nuser {CAPTURE_CLIENT_ID}\ntopic read #\n"));
     acl
 }
@@ -233,9 +236,14 @@ mod tests {
             !gated.contains("server.pem") && gated.contains("capture.pem"),
             "{gated}"
         );
-        let acl = acl_file(&["KeeperLogger".to_string(), "Jobs/x/events".to_string()]);
+        let acl = acl_file(
+            &["KeeperLogger".to_string(), "Jobs/x/events".to_string()],
+            &["Jobs/x/events".to_string()],
+        );
         assert!(
-            acl.starts_with("topic write KeeperLogger\ntopic write Jobs/x/events\n"),
+            acl.starts_with(
+                "topic write KeeperLogger\ntopic write Jobs/x/events\ntopic read Jobs/x/events\n"
+            ),
             "{acl}"
         );
         assert!(

@@ -42,7 +42,7 @@ impl DevAgent {
         dir.write("server.key", &pki.key_pem, 0o644)?;
         dir.write("capture.pem", &pki.capture_pem, 0o644)?;
         dir.write("capture.key", &pki.capture_key_pem, 0o644)?;
-        dir.write("acl", &acl_file(&cfg.allow), 0o644)?;
+        dir.write("acl", &acl_file(&cfg.allow, &cfg.allow_subscribe), 0o644)?;
         let capture_password = random_password()?;
         write_password_file(
             &exe,

@@ -130,7 +130,8 @@ pub fn run_job(job_file: &Path, opts: &RunOptions) -> Result<RunSummary, Error> 
             .unwrap_or_default()
     };
     let publications = topics("allowedPublications");
-    let has_topics = !publications.is_empty() || !topics("allowedSubscriptions").is_empty();
+    let subscriptions = topics("allowedSubscriptions");
+    let has_topics = !publications.is_empty() || !subscriptions.is_empty();
     let event_topic = job
         .get("eventTopic")
         .and_then(Value::as_str)
@@ -139,6 +140,7 @@ pub fn run_job(job_file: &Path, opts: &RunOptions) -> Result<RunSummary, Error> 
 
     let agent = match DevAgent::start(Config {
         allow: publications.clone(),
+        allow_subscribe: subscriptions,
         log_publishes: true,
         trust: opts.trust,
         trusted_exes: opts.trusted_exes.clone(),
