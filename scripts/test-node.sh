@@ -3,9 +3,10 @@
 # into a scratch consumer under target/), installs the example job tool into the agent root,
 # then runs the node:test suite against kepm-devagent (real Mosquitto over TLS).
 #
-# KEPMLOG_CARGO_PROFILE (default here: dev) picks the cargo profile of the addon build: the
-# package's own default is release; a dev build shares the dependencies `cargo test` already
-# built, to stay within CI's time.
+# KEPMLOG_CARGO_PROFILE (default here: dev) and KEPMLOG_CARGO_FEATURES (default here: the
+# workspace build's) pick the addon build: the package's own default is a release build of the
+# addon alone; these find the addon `cargo build --workspace` already built, to stay within CI's
+# time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -25,6 +26,9 @@ export KEPM_DEVAGENT=${KEPM_DEVAGENT:-$target_dir/debug/kepm-devagent}
 # scripts/test.sh built it with the workspace; `-p` alone would resolve features anew.
 [ -x "$KEPM_DEVAGENT" ] || { echo "== node: build kepm-devagent"; cargo build -q --locked -p kepm-devagent; }
 export KEPMLOG_CARGO_PROFILE=${KEPMLOG_CARGO_PROFILE:-dev}
+# The features scripts/test.sh built the workspace with: the addon it built is up to date,
+# where `-p kepmlog-node` would rebuild the dependencies for its own feature set (minutes).
+export KEPMLOG_CARGO_FEATURES=${KEPMLOG_CARGO_FEATURES-kepmlog/log,kepmlog/tracing}
 npm_flags=(--no-audit --no-fund --loglevel=error)
 
 echo "== node: npm install ./bindings/node (into target/node-consumer)"

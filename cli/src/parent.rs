@@ -16,6 +16,8 @@ pub struct Caller {
     pub api_base: Option<String>,
     /// Token from the script's file name.
     pub script_token: Option<String>,
+    /// The program is a shell or interpreter (its script, if any, is `script_token`).
+    pub interpreted: bool,
 }
 
 /// Shells and interpreters whose first operand is the script (`kepmlog run -- python3
@@ -55,8 +57,10 @@ pub fn caller() -> Option<Caller> {
             }
             let Some(args) = cmdline(pid) else { break };
             let c = from_args(&args);
-            // Only the direct caller names us: further up are the agent or a terminal.
-            if depth == 0 {
+            // Only a script that calls us names us: further up are the agent or a terminal,
+            // and a parent that is no interpreter is the agent itself when kepmlog is the
+            // task (its name, e.g. the devagent's, is not this job's tool).
+            if depth == 0 && c.interpreted {
                 found.script_token = c.script_token;
             }
             if c.api_base.is_some() {
@@ -115,7 +119,8 @@ pub fn from_args(args: &[String]) -> Caller {
         .unwrap_or_default();
     // A login shell's argv[0] is "-bash".
     let prog_name = prog_name.trim_start_matches('-');
-    let script = if INTERPRETERS.contains(&prog_name) {
+    c.interpreted = INTERPRETERS.contains(&prog_name);
+    let script = if c.interpreted {
         let mut it = args.iter().skip(1);
         let mut script = None;
         while let Some(a) = it.next() {
@@ -185,6 +190,14 @@ mod tests {
         ]));
         assert_eq!(c.script_token.as_deref(), Some("my-tool"));
         assert_eq!(c.api_base.as_deref(), Some("https://127.0.0.1:1"));
+        // caller() names kepmlog after its parent only when that is a script: a parent that
+        // is a program is the agent when kepmlog is the task.
+        assert!(!c.interpreted);
+        assert!(from_args(&args(&["kepm-devagent", "run", "job.json"]))
+            .script_token
+            .is_some());
+        assert!(!from_args(&args(&["kepm-devagent", "run", "job.json"])).interpreted);
+        assert!(from_args(&args(&["bash", "-e", "./build.sh"])).interpreted);
     }
 
     #[test]

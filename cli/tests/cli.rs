@@ -78,12 +78,16 @@ fn log_sends_one_record() {
     assert_eq!(m[0]["LogLevel"], 2);
     assert_eq!(m[0]["Category"], "Scan");
     assert_eq!(m[0]["Message"], "disk almost full");
-    // Not started by a script: token and source fall back to "kepmlog"... unless the test
-    // runner's own name is taken, which is the documented "calling program" rule.
+    // Started by a program (the test runner), not a script: token and source are "kepmlog",
+    // as when kepmlog is the task and its parent the agent.
     let client = a
         .wait_for_client(|c| c.starts_with("cli-log_"), T)
         .expect("client id");
-    assert_eq!(client.split('_').count(), 3, "{client}");
+    let pid = client
+        .strip_prefix("cli-log_kepmlog_")
+        .expect("token kepmlog");
+    assert!(pid.parse::<u32>().is_ok(), "{client}");
+    assert_eq!(m[0]["Source"], "kepmlog");
 }
 
 #[test]

@@ -110,8 +110,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 const UNSIGNED_FIX: &str = "make the process that logs the one the job runner starts (a script's \
-     child is not trusted: `exec` it as the script's last step, or make it the task's command), \
-     or sign it and list its thumbprint in Settings:AlternativeSignatures (here: --trust-exe PATH)";
+     child is not trusted: make the task's command `kepmlog run -- SCRIPT`, so that kepmlog \
+     logs the script's lines as the started process; or `exec` the logging program as the \
+     script's last step), or sign it and list its thumbprint in Settings:AlternativeSignatures \
+     (here: --trust-exe PATH)";
 
 impl Registry {
     /// A registry enforcing `trust`; `trusted_exes` stand in for signed executables. Fails

@@ -62,7 +62,17 @@ const targetDir = process.env.CARGO_TARGET_DIR
   ? path.resolve(root, process.env.CARGO_TARGET_DIR)
   : path.join(root, 'target');
 const cargo = process.env.CARGO || 'cargo';
-const args = ['build', '--profile', profile, '-p', 'kepmlog-node'];
+// KEPMLOG_CARGO_FEATURES (the test suite's): build the whole workspace with these features, as
+// `cargo build --workspace --features ...` already did, so cargo resolves the same features
+// and finds the addon built; `-p kepmlog-node` alone resolves them anew and rebuilds the
+// dependencies the addon shares with the devagent.
+const features = process.env.KEPMLOG_CARGO_FEATURES;
+if (features !== undefined && !/^[A-Za-z0-9_\-/,]*$/.test(features)) {
+  fail(`KEPMLOG_CARGO_FEATURES=${features} is not a cargo feature list`);
+}
+const args = features === undefined
+  ? ['build', '--profile', profile, '-p', 'kepmlog-node']
+  : ['build', '--profile', profile, '--workspace', '--features', features];
 // Opt-in only: a checkout whose Cargo.lock lags its manifests should still install.
 if (process.env.KEPMLOG_CARGO_LOCKED === '1') args.push('--locked');
 console.error(`kepmlog: ${cargo} ${args.join(' ')} (in ${root}, target ${targetDir})`);
