@@ -145,6 +145,13 @@ const CASES: &[(&str, &[Expected])] = &[
         &[(W, "task-api-base", "$.tasks[0].arguments")],
     ),
     (
+        "task-api-base-misspelt",
+        &[
+            (W, "parameter-undeclared", "$.tasks[0].arguments"),
+            (W, "task-api-base", "$.tasks[0].arguments"),
+        ],
+    ),
+    (
         "task-arguments-missing",
         &[(W, "task-api-base", "$.tasks[0].arguments")],
     ),
@@ -278,6 +285,18 @@ fn arguments_fixes_show_the_string_form() {
     assert_eq!(
         suggested_arguments(&f.fix),
         "--verbose --keeper-api-base={KeeperApiBaseUrl}"
+    );
+    // A misspelt placeholder: the fix corrects that argument in place, and says why.
+    let report = lint_file(&dir().join("jobs/task-api-base-misspelt.json"), &opts());
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.rule == "task-api-base")
+        .expect("task-api-base finding");
+    assert!(f.message.contains("{KeeperApiBaseURL}"), "{f}");
+    assert_eq!(
+        suggested_arguments(&f.fix),
+        "--keeper-api-base={KeeperApiBaseUrl} --verbose"
     );
     let f = only_finding("tasks-empty");
     assert!(
@@ -444,23 +463,31 @@ fn the_powershell_example_is_one_windows_command_line() {
     let line = v["tasks"][0]["arguments"]
         .as_str()
         .expect("arguments is one string");
-    // What powershell.exe gets: the script path with its space is one argument, its
-    // backslashes intact, and the API base is a parameter of the script.
+    // What kepmlog.exe gets (the task is `kepmlog run`, which starts powershell.exe): the
+    // script path with its space is one argument, its backslashes intact, and the API base is
+    // kepmlog's own argument.
     assert_eq!(
         kepm_devagent::cmdline::split_command_line(line),
         [
+            "run",
+            "--keeper-api-base={KeeperApiBaseUrl}",
+            "--source",
+            "TempReport",
+            "--deadline",
+            "540",
+            "--",
+            "powershell.exe",
             "-NoProfile",
             "-NonInteractive",
             "-ExecutionPolicy",
             "Bypass",
             "-File",
             r"C:\Program Files\KEPM\Jobs\bin\temp-report\temp-report.ps1",
-            "-KeeperApiBase",
-            "{KeeperApiBaseUrl}",
             "-Days",
             "30",
         ]
     );
+    assert_eq!(v["tasks"][0]["command"], "kepmlog");
 }
 
 /// The vendor-shaped corpus: tests/jobs/vendor/{case}/{id}.json, with the findings each must

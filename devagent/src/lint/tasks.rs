@@ -238,23 +238,53 @@ impl Linter<'_> {
             Some(_) => return,
         };
         if !line.contains(API_BASE_PLACEHOLDER) {
-            self.warning(
-                &path,
-                "task-api-base",
-                "the arguments do not carry {KeeperApiBaseUrl}: the tool will look for the \
-                 agent's API at the default https://127.0.0.1:6889"
-                    .into(),
-                &format!(
-                    "write \"arguments\": {}",
-                    Value::from(if line.trim().is_empty() {
+            let (message, fixed) = match api_base_argument(line) {
+                // A misspelt placeholder or a literal URL: the agent substitutes only the one
+                // spelling, so the fix corrects that argument rather than adding a second.
+                Some((start, end)) => (
+                    format!(
+                        "{:?} is not {{KeeperApiBaseUrl}} (the only spelling the agent \
+                         substitutes): the tool will look for the agent's API there",
+                        &line[start..end]
+                    ),
+                    format!("{}{API_BASE_ARGUMENT}{}", &line[..start], &line[end..]),
+                ),
+                None => (
+                    "the arguments do not carry {KeeperApiBaseUrl}: the tool will look for the \
+                     agent's API at the default https://127.0.0.1:6889"
+                        .to_string(),
+                    if line.trim().is_empty() {
                         API_BASE_ARGUMENT.to_string()
                     } else {
                         format!("{} {API_BASE_ARGUMENT}", line.trim_end())
-                    })
+                    },
                 ),
+            };
+            self.warning(
+                &path,
+                "task-api-base",
+                message,
+                &format!("write \"arguments\": {}", Value::from(fixed)),
             );
         }
     }
+}
+
+/// Where `--keeper-api-base=VALUE` or `--keeper-api-base VALUE` is in `line`: the byte range
+/// of the flag and its value, if it has one.
+fn api_base_argument(line: &str) -> Option<(usize, usize)> {
+    let flag = "--keeper-api-base";
+    let start = line.find(flag)?;
+    let rest = &line[start + flag.len()..];
+    let value = rest
+        .strip_prefix('=')
+        .or_else(|| rest.strip_prefix(char::is_whitespace).map(str::trim_start))?;
+    let len = value.find(char::is_whitespace).unwrap_or(value.len());
+    if len == 0 || value.starts_with("--") {
+        return None;
+    }
+    let end = line.len() - value.len() + len;
+    Some((start, end))
 }
 
 /// The message and fix when `arguments` is not a string: for an array, the one string the
