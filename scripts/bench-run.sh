@@ -15,14 +15,11 @@ flag=(); [ "$profile" = release ] && flag=(--release)
 cargo build -q "${flag[@]}" -p kepmlog-cli -p kepm-devagent
 kepmlog=$tdir/$profile/kepmlog devagent=$tdir/$profile/kepm-devagent
 work=$(mktemp -d)
-trap 'echo quit >&3 2>/dev/null || true; rm -rf "$work"' EXIT
+agent_pid=""
+trap '[ -z "$agent_pid" ] || stop_agent; rm -rf "$work"' EXIT
 printf '#!/usr/bin/env bash\nseq 1 %s | sed "s/^/bench line /"\n' "$n" >"$work/gen.sh"
-mkfifo "$work/in"
-"$devagent" serve --deny-visible --allow KeeperLogger <"$work/in" >"$work/out" &
-exec 3>"$work/in"
-for _ in $(seq 1 300); do grep -q '"event":"ready"' "$work/out" 2>/dev/null && break; sleep 0.1; done
-api_base=$(sed -n 's/.*"api_base":"\([^"]*\)".*/\1/p' "$work/out" | head -n 1)
-[ -n "$api_base" ] || { echo "bench-run: the devagent did not start" >&2; exit 1; }
+. scripts/lib.sh
+start_agent bench --deny-visible
 export KEEPER_JOB_ID=bench KEEPER_API_BASE=$api_base
 
 # Wall time and the CPU of the waited-for processes, from getrusage(RUSAGE_CHILDREN).

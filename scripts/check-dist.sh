@@ -104,26 +104,6 @@ one() { # the single dist/ file matching a glob
   echo "$f"
 }
 
-# A devagent whose ACL allows KeeperLogger and the job's event topic; sets api_base; what the
-# broker receives goes to $work/out.
-start_agent() {
-  local job=$1
-  rm -f "$work/in" "$work/out"
-  mkfifo "$work/in"
-  "$devagent" serve --allow KeeperLogger --allow "Jobs/$job/events" <"$work/in" >"$work/out" &
-  agent_pid=$!
-  exec 3>"$work/in"
-  for _ in $(seq 1 300); do grep -q '"event":"ready"' "$work/out" 2>/dev/null && break; sleep 0.1; done
-  api_base=$(sed -n 's/.*"api_base":"\([^"]*\)".*/\1/p' "$work/out" | head -n 1)
-  [ -n "$api_base" ] || fail "the devagent did not start"
-}
-# Waits for PATTERN in what the broker received (up to 5 s), then stops the devagent.
-stop_agent() {
-  for _ in $(seq 1 50); do grep -q "$1" "$work/out" && break; sleep 0.1; done
-  echo quit >&3; exec 3>&-
-  wait "$agent_pid" || true
-  agent_pid=""
-}
 # expect WHAT SOURCE MESSAGE CLIENT_RE: the broker received that record from that client.
 expect() {
   grep '"topic":"KeeperLogger"' "$work/out" | grep "\"Source\":\"$2\"" | grep -cF -- "$3" >/dev/null ||

@@ -66,3 +66,32 @@ wine_prefix() {
   x86_64-w64-mingw32-gcc -shared -O2 -Wall -Wextra -Werror -o "$sys32/bcryptprimitives.dll" \
     tests/wine/bcryptprimitives.c -lbcrypt
 }
+
+# start_agent JOB [SERVE OPTIONS...]: `$devagent serve` in the background, its ACL allowing
+# KeeperLogger and Jobs/JOB/events; its stdin is fd 3 and what it prints (its events, what the
+# broker received) goes to $work/out. Sets agent_pid, api_base and ca; exits when it does not
+# start within 30 s. The caller sets devagent and work, and stops it with stop_agent.
+start_agent() {
+  local job=$1
+  shift
+  rm -f "$work/in" "$work/out"
+  mkfifo "$work/in"
+  "$devagent" serve --allow KeeperLogger --allow "Jobs/$job/events" "$@" <"$work/in" >"$work/out" &
+  agent_pid=$!
+  exec 3>"$work/in"
+  for _ in $(seq 1 300); do grep -q '"event":"ready"' "$work/out" 2>/dev/null && break; sleep 0.1; done
+  api_base=$(sed -n 's/.*"api_base":"\([^"]*\)".*/\1/p' "$work/out" | head -n 1)
+  ca=$(sed -n 's/.*"ca":"\([^"]*\)".*/\1/p' "$work/out" | head -n 1)
+  [ -n "$api_base" ] || { echo "$(basename "$0"): the devagent did not start" >&2; cat "$work/out" >&2; exit 1; }
+}
+# stop_agent [PATTERN]: waits for PATTERN in what the broker received (up to 5 s), then stops
+# the devagent start_agent started.
+stop_agent() {
+  if [ $# -gt 0 ]; then
+    for _ in $(seq 1 50); do grep -q "$1" "$work/out" && break; sleep 0.1; done
+  fi
+  echo quit >&3
+  exec 3>&-
+  wait "$agent_pid" || true
+  agent_pid=""
+}

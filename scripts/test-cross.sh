@@ -105,27 +105,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts a devagent whose ACL allows KeeperLogger and the job's event topic; sets api_base
-# and ca; what the broker receives goes to $work/out.
-start_agent() {
-  local job=$1
-  rm -f "$work/in" "$work/out"
-  mkfifo "$work/in"
-  "$devagent" serve --allow KeeperLogger --allow "Jobs/$job/events" <"$work/in" >"$work/out" &
-  agent_pid=$!
-  exec 3>"$work/in"
-  for _ in $(seq 1 300); do grep -q '"event":"ready"' "$work/out" 2>/dev/null && break; sleep 0.1; done
-  api_base=$(sed -n 's/.*"api_base":"\([^"]*\)".*/\1/p' "$work/out" | head -n 1)
-  ca=$(sed -n 's/.*"ca":"\([^"]*\)".*/\1/p' "$work/out" | head -n 1)
-  [ -n "$api_base" ] || { echo "test-cross: the devagent did not start" >&2; exit 1; }
-}
-# Waits for PATTERN in what the broker received (up to 5 s), then stops the devagent.
-stop_agent() {
-  for _ in $(seq 1 50); do grep -q "$1" "$work/out" && break; sleep 0.1; done
-  echo quit >&3; exec 3>&-
-  wait "$agent_pid" || true
-  agent_pid=""
-}
 fail() { echo "test-cross: $1" >&2; cat "$work/out" >&2; exit 1; }
 # Records on KeeperLogger from SOURCE whose payload matches PATTERN.
 count() { grep '"topic":"KeeperLogger"' "$work/out" | grep "\"Source\":\"$1\"" | grep -c -- "$2" || true; }

@@ -35,6 +35,21 @@ export PATH="$PWD/$tdir/debug:$PATH"   # kepmlog, for scriptType examples
 ran=0 skipped=0 failed=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# run_job NAME JOB WHY PATTERN...: `kepm-devagent run JOB`, its operator view shown; passes
+# when it exits 0 and the view matches every (extended) PATTERN, else says WHY it failed.
+run_job() {
+  local name=$1 job=$2 why=$3 p ok=1
+  shift 3
+  echo "-- $name: kepm-devagent run --agent-root $root $job"
+  "$devagent" run --agent-root "$root" "$job" | tee "$work/run.txt" || ok=0
+  for p in "$@"; do grep -qE -- "$p" "$work/run.txt" || ok=0; done
+  if [ "$ok" -eq 1 ]; then
+    ran=$((ran + 1))
+  else
+    echo "-- $name: run FAILED ($why)"
+    failed=$((failed + 1))
+  fi
+}
 for job in examples/jobs/*.json; do
   name=$(basename "$job" .json)
   if grep -q '"linux": false' "$job"; then
@@ -45,15 +60,8 @@ for job in examples/jobs/*.json; do
   fi
   case $name in doctor-*)
     # The doctor job's report: every check that could run passed, routing confirmed.
-    echo "-- $name: kepm-devagent run --agent-root $root $job"
-    if "$devagent" run --agent-root "$root" "$job" | tee "$work/run.txt" \
-       && grep -q "routed back by the broker" "$work/run.txt" \
-       && grep -qE "doctor: [0-9]+ passed, 0 failed" "$work/run.txt"; then
-      ran=$((ran + 1))
-    else
-      echo "-- $name: run FAILED (a doctor check failed, or routing was not confirmed)"
-      failed=$((failed + 1))
-    fi
+    run_job "$name" "$job" "a doctor check failed, or routing was not confirmed" \
+      "routed back by the broker" "doctor: [0-9]+ passed, 0 failed"
     continue;;
   esac
   if ! "$devagent" lint --agent-root "$root" "$job" >"$work/lint.txt"; then
@@ -69,18 +77,11 @@ for job in examples/jobs/*.json; do
     failed=$((failed + 1))
     continue
   fi
-  echo "-- $name: kepm-devagent run --agent-root $root $job"
   # Every example tool is the same secret scanner: its last record says "Scan complete" and
   # it sends a started and a done event. The operator's view shows what the broker received.
-  if "$devagent" run --agent-root "$root" "$job" | tee "$work/run.txt" \
-     && grep -qE "messages: [1-9][0-9]* on KeeperLogger" "$work/run.txt" \
-     && grep -q "\[SecretsScan\] Scan complete" "$work/run.txt" \
-     && grep -qE "messages: .*, ([2-9]|[1-9][0-9]+) event\(s\)" "$work/run.txt"; then
-    ran=$((ran + 1))
-  else
-    echo "-- $name: run FAILED (non-zero exit, or the summary record or the two events not received)"
-    failed=$((failed + 1))
-  fi
+  run_job "$name" "$job" "non-zero exit, or the summary record or the two events not received" \
+    "messages: [1-9][0-9]* on KeeperLogger" "\[SecretsScan\] Scan complete" \
+    "messages: .*, ([2-9]|[1-9][0-9]+) event\(s\)"
 done
 echo "jobs: $ran example job(s) run OK, $skipped skipped (tool not installed), $failed failed"
 if [ -n "${CI:-}" ] && [ "$skipped" -gt 0 ]; then

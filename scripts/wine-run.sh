@@ -13,17 +13,11 @@ wine_prefix "$3"
 export TMPDIR=${TMPDIR:-/tmp}
 work=$(mktemp -d)
 agent_pid=""
-cleanup() { [ -z "$agent_pid" ] || { echo quit >&3; wait "$agent_pid" || true; }; rm -rf "$work"; }
+cleanup() { [ -z "$agent_pid" ] || stop_agent; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "wine-run: $1" >&2; cat "$work/out" >&2; exit 1; }
 job=wine-run
-mkfifo "$work/in"
-"$devagent" serve --allow KeeperLogger --allow "Jobs/$job/events" <"$work/in" >"$work/out" &
-agent_pid=$!
-exec 3>"$work/in"
-for _ in $(seq 1 300); do grep -q '"event":"ready"' "$work/out" 2>/dev/null && break; sleep 0.1; done
-api_base=$(sed -n 's/.*"api_base":"\([^"]*\)".*/\1/p' "$work/out" | head -n 1)
-[ -n "$api_base" ] || fail "the devagent did not start"
+start_agent "$job"
 export KEEPER_JOB_ID=$job KEEPER_JOB_NAME=$job
 winpath() { printf 'Z:%s' "$1" | tr / '\\'; }
 
