@@ -46,6 +46,10 @@ impl Connection {
             .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
         // Nagle would hold the small CONNECT and SUBSCRIBE packets back.
         let _ = tcp.set_nodelay(true);
+        // The TLS handshake runs inside the first write: a listener that never answers it
+        // must fail the check within the timeout, not hang the task.
+        tcp.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .map_err(|e| format!("setting a read timeout: {e}"))?;
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| format!("{host} is not a valid TLS server name: {e}"))?;
         let tls = ClientConnection::new(tls, name).map_err(|e| format!("TLS setup: {e}"))?;
@@ -121,5 +125,42 @@ impl Connection {
             .write_all(&wbuf)
             .and_then(|()| self.stream.flush())
             .map_err(|e| format!("writing to the broker: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_that_never_answers_the_handshake_fails_within_the_timeout() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = silent.local_addr().expect("addr").port();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        // In a thread, so that a regression hangs one thread, not the test run: 60 s is a
+        // guard against hanging, 200 times the timeout given, not a speed check.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = Connection::open(
+                "127.0.0.1",
+                port,
+                Arc::new(tls),
+                "job_doctor_1",
+                Duration::from_secs(30),
+                Duration::from_millis(300),
+            );
+            let _ = tx.send(r.err());
+        });
+        let e = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("Connection::open hangs on a listener that never answers the handshake")
+            .expect("connected to a listener that never answered");
+        assert!(e.contains("writing to the broker"), "{e}");
+        drop(silent);
     }
 }
