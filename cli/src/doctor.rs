@@ -193,7 +193,7 @@ fn check_api_base(c: &Common, r: &mut Report) -> String {
     let given = c
         .keeper_api_base
         .clone()
-        .or_else(|| crate::parent::caller().and_then(|c| c.api_base));
+        .or_else(|| crate::parent::caller().and_then(|c| c.api_base.clone()));
     let fallback = kepmlog::DEFAULT_API_BASE.to_string();
     match given {
         None => {

@@ -178,7 +178,7 @@ fn main() -> ExitCode {
 pub(crate) fn api_base(c: &Common) -> String {
     c.keeper_api_base
         .clone()
-        .or_else(|| parent::caller().and_then(|c| c.api_base))
+        .or_else(|| parent::caller().and_then(|c| c.api_base.clone()))
         .unwrap_or_else(|| kepmlog::DEFAULT_API_BASE.to_string())
 }
 
@@ -194,7 +194,7 @@ pub(crate) fn logger(
         .token
         .clone()
         .or(token)
-        .or_else(|| parent::caller().and_then(|c| c.script_token))
+        .or_else(|| parent::caller().and_then(|c| c.script_token.clone()))
         .unwrap_or_else(|| "kepmlog".to_string());
     let source = c.source.clone().unwrap_or_else(|| token.clone());
     let mut opts = Options::new(source)

@@ -46,7 +46,14 @@ const INTERPRETERS: &[&str] = &[
 #[cfg(target_os = "linux")]
 const MAX_DEPTH: usize = 4;
 
-pub fn caller() -> Option<Caller> {
+/// The calling script's command line, read once per process: the logger, `run`'s child
+/// environment and `doctor` all ask, and the ancestors' `/proc` entries do not change.
+pub fn caller() -> Option<&'static Caller> {
+    static CALLER: std::sync::OnceLock<Option<Caller>> = std::sync::OnceLock::new();
+    CALLER.get_or_init(read_caller).as_ref()
+}
+
+fn read_caller() -> Option<Caller> {
     #[cfg(target_os = "linux")]
     {
         let mut pid = std::os::unix::process::parent_id();
