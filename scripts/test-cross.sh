@@ -3,9 +3,10 @@
 #   - clippy -D warnings of the core, the C ABI and the CLI for x86_64-pc-windows-gnu;
 #   - scripts/cross.sh for Windows (release) and both macOS architectures (a cheaper profile:
 #     link only): C ABI (static + shared), CLI, the Rust example; on Windows also C, C++, Go;
-#   - Windows: every example tool, the C one also against kepmlog.dll, and the CLI (the calls
-#     examples/powershell makes) RUN under Wine against a devagent on Linux, checking what the
-#     broker received: every record, the events, Source, and the client id;
+#   - Windows: every example tool, the C one also against kepmlog.dll, and the CLI (log, pipe,
+#     event; run -- cmd /c, the form of examples/powershell's task) RUN under Wine against a
+#     devagent on Linux, checking what the broker received: every record, the events, Source,
+#     and the client id;
 #   - macOS: link only (no macOS machine): the C example linked with zig against the static
 #     library and the dylib with the pkg-config flags the install writes, for arm64 and x86_64;
 #   - the PowerShell example job linted (kepm-devagent lint); the .ps1 itself is not run (no
@@ -184,7 +185,7 @@ grep -Eq "CLIENT   connected as secret-scanner-wine_secret-scanner_[0-9]+" "$wor
   { cat "$work/wine-run.txt" >&2; echo "test-cross: Wine run: no client secret-scanner-wine_secret-scanner_{pid}" >&2; exit 1; }
 echo "secret-scanner.exe under Wine through kepm-devagent run: trusted as the launched process, every record and both events, no refusal"
 
-echo "== cross: kepmlog.exe under Wine (the calls examples/powershell/temp-report.ps1 makes)"
+echo "== cross: kepmlog.exe log, pipe and event under Wine (as a script calls them: CRLF, a CA bundle path)"
 kepmlog_exe=$tdir/$win/kepmlog-prefix/bin/kepmlog.exe
 job=temp-report
 start_agent "$job"
