@@ -7,7 +7,18 @@ cd "$(dirname "$0")/.."
 export TMPDIR=/tmp   # Mosquitto drops root and must read the devagent's temp files
 # Each step's start with the time so far: what the 45-minute CI budget is spent on.
 started=$SECONDS
-step() { echo "== $1 (at $((SECONDS - started)) s)"; }
+# ...and the free disk: a full run leaves about 8 GB of build output (target/, fuzz/target/),
+# and a disk that fills mid-run fails far from the cause.
+free_gb() { df -Pk . | awk 'NR == 2 { printf "%d", $4 / 1048576 }'; }
+step() { echo "== $1 (at $((SECONDS - started)) s, $(free_gb) GB free)"; }
+if [ "$(free_gb)" -lt 10 ]; then
+  echo "test: warning: only $(free_gb) GB free on $(df -P . | awk 'NR == 2 { print $6 }'); the suite" \
+       "writes about 8 GB of builds and may fail with 'No space left on device': free some space" \
+       "first (old target/ directories: cargo clean)" >&2
+fi
+# A clean clone gains nothing from incremental compilation state: it only costs disk (about
+# 1 GB here) and time. A developer's own setting is kept.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 scripts/setup.sh
 
 step "imports: no two modules import each other"
