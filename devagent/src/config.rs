@@ -47,6 +47,11 @@ pub struct Config {
     pub trust: Trust,
     /// Executables trusted although not launched (the agent's `AlternativeSignatures`).
     pub trusted_exes: Vec<std::path::PathBuf>,
+    /// How long a registered process stays untrusted: the agent's registration race, where
+    /// the runner registers a task just after starting it and the task's first connection
+    /// or Plugin Settings call can come first. Default: zero (registered before the task
+    /// can connect).
+    pub registration_delay: Duration,
     /// How a publish to an undeclared topic is answered. Default: [`Denial::Visible`]
     /// (PUBACK 0x87), which the library's tests of visible denials need; `run` and `serve`
     /// default to [`Denial::Silent`], the agent's usual answer.
@@ -82,6 +87,7 @@ impl Default for Config {
             refuse_job_clients: false,
             trust: Trust::AnyLocalProcess,
             trusted_exes: Vec::new(),
+            registration_delay: Duration::ZERO,
             denial: Denial::Visible,
             jobs_api: false,
             agent_root: None,

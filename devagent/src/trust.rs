@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Error;
 use crate::procs;
@@ -69,13 +69,22 @@ pub struct Refusal {
     pub at: SystemTime,
     /// `broker`, `plugin-settings` or `jobs-api`.
     pub service: &'static str,
-    /// The rule broken: `process-trust`, `client-id-shape`, `client-id-job`, `client-id-pid`.
+    /// The rule broken: `process-trust`, `client-id-shape`, `client-id-job`, `client-id-pid`;
+    /// or `registration-race`, a launched task that came before its registration (the
+    /// agent's normal behaviour, which a retry gets through).
     pub rule: &'static str,
     /// The client id, when the broker refused a CONNECT.
     pub client_id: Option<String>,
     /// What was seen: the process, its executable, the mismatch.
     pub detail: String,
     pub fix: String,
+}
+
+impl Refusal {
+    /// A refusal of the registration race: expected, and passed by retrying.
+    pub fn is_registration_race(&self) -> bool {
+        self.rule == "registration-race"
+    }
 }
 
 impl std::fmt::Display for Refusal {
@@ -96,12 +105,21 @@ pub(crate) struct Admitted {
     pub job: Option<String>,
 }
 
+/// A launched process: its job, and from when the registry vouches for it.
+struct Entry {
+    job: String,
+    trusted_from: Instant,
+}
+
 /// The registry and the rules. Shared by the broker gate and the HTTPS endpoint.
 pub(crate) struct Registry {
     pub trust: Trust,
-    /// pid -> job id.
-    pids: Mutex<HashMap<u32, String>>,
+    pids: Mutex<HashMap<u32, Entry>>,
     trusted_exes: Vec<PathBuf>,
+    /// How long after its start a task is not yet registered: the agent's registration race
+    /// (its runner registers a task right after starting it, so the task's first connection
+    /// can come first). Zero: registered before the task can connect.
+    registration_delay: Duration,
     refusals: Mutex<Vec<Refusal>>,
 }
 
@@ -119,7 +137,11 @@ impl Registry {
     /// A registry enforcing `trust`; `trusted_exes` stand in for signed executables. Fails
     /// when `trust` is [`Trust::Registry`] and this OS cannot tell which process is behind a
     /// connection, rather than trusting every process without saying so.
-    pub fn new(trust: Trust, trusted_exes: &[PathBuf]) -> Result<Registry, Error> {
+    pub fn new(
+        trust: Trust,
+        trusted_exes: &[PathBuf],
+        registration_delay: Duration,
+    ) -> Result<Registry, Error> {
         if trust == Trust::Registry && !procs::attribution_available() {
             return Err(Error::Invalid(
                 "process trust (--trust registry) needs to find the process behind each \
@@ -142,13 +164,19 @@ impl Registry {
             trust,
             pids: Mutex::new(HashMap::new()),
             trusted_exes: exes,
+            registration_delay,
             refusals: Mutex::new(Vec::new()),
         })
     }
 
-    /// Adds a launched process under `job`, as the runner does right after starting a task.
+    /// Adds a launched process under `job`, as the runner does right after starting a task;
+    /// with a registration delay, it is trusted only once that has passed.
     pub fn register(&self, pid: u32, job: &str) {
-        lock(&self.pids).insert(pid, job.to_string());
+        let entry = Entry {
+            job: job.to_string(),
+            trusted_from: Instant::now() + self.registration_delay,
+        };
+        lock(&self.pids).insert(pid, entry);
     }
 
     /// Forgets a process (its task ended).
@@ -173,15 +201,28 @@ impl Registry {
     /// The first of `owners` the agent would trust.
     fn admit_any(&self, owners: &[u32]) -> Option<Admitted> {
         let pids = lock(&self.pids);
+        let now = Instant::now();
         owners.iter().find_map(|&pid| match pids.get(&pid) {
-            Some(job) => Some(Admitted {
+            Some(e) if e.trusted_from <= now => Some(Admitted {
                 pid,
-                job: Some(job.clone()),
+                job: Some(e.job.clone()),
             }),
-            None => self
+            _ => self
                 .trusted_exe(procs::exe_of(pid).as_deref())
                 .then_some(Admitted { pid, job: None }),
         })
+    }
+
+    /// Why none of `owners` was admitted: `registration-race` when one of them is a launched
+    /// task whose registration has not completed yet (a retry gets through), else
+    /// `process-trust`.
+    fn untrusted_rule(&self, owners: &[u32]) -> &'static str {
+        let pids = lock(&self.pids);
+        if owners.iter().any(|p| pids.contains_key(p)) {
+            "registration-race"
+        } else {
+            "process-trust"
+        }
     }
 
     fn describe(owners: &[u32]) -> String {
@@ -218,16 +259,29 @@ impl Registry {
         if self.admit_any(&owners).is_some() {
             return Ok(());
         }
+        let rule = self.untrusted_rule(&owners);
         Err(self.refusal(
             service,
-            "process-trust",
+            rule,
             None,
+            Self::untrusted_detail(rule, &owners, "answered 403"),
+        ))
+    }
+
+    fn untrusted_detail(rule: &str, owners: &[u32], answer: &str) -> String {
+        if rule == "registration-race" {
+            format!(
+                "{} was launched by the job runner, whose registration has not completed yet \
+                 (--registration-delay; {answer})",
+                Self::describe(owners)
+            )
+        } else {
             format!(
                 "{} is not a process the job runner launched, and its executable is not trusted \
-                 (answered 403)",
-                Self::describe(&owners)
-            ),
-        ))
+                 ({answer})",
+                Self::describe(owners)
+            )
+        }
     }
 
     fn refusal(
@@ -247,6 +301,12 @@ impl Registry {
             "client-id-pid" => {
                 "put the connecting process's own pid last (a library linked into the task does; \
                  a helper process must use its own pid and be trusted itself)"
+                    .to_string()
+            }
+            "registration-race" => {
+                "none needed if the task retries: the vendor's guide asks for a short retry loop \
+                 (a second or two) on the first connection, which kepmlog does for the broker \
+                 and for Plugin Settings"
                     .to_string()
             }
             _ => UNSIGNED_FIX.to_string(),
@@ -300,14 +360,8 @@ impl Registry {
             Err(e) => return refuse("process-trust", e),
         };
         let Some(admitted) = self.admit_any(&owners) else {
-            return refuse(
-                "process-trust",
-                format!(
-                    "{} is not a process the job runner launched, and its executable is not \
-                     trusted (CONNACK 0x87)",
-                    Self::describe(&owners)
-                ),
-            );
+            let rule = self.untrusted_rule(&owners);
+            return refuse(rule, Self::untrusted_detail(rule, &owners, "CONNACK 0x87"));
         };
         let wine = procs::exe_of(admitted.pid).is_some_and(|e| procs::is_wine(&e));
         // Under Wine the client id carries the Windows pid, which Linux cannot see: the
@@ -324,7 +378,7 @@ impl Registry {
         }
         let known_job = match &admitted.job {
             Some(j) => j == job,
-            None => lock(&self.pids).values().any(|j| j == job),
+            None => lock(&self.pids).values().any(|e| e.job == *job),
         };
         if !known_job {
             let expected = admitted

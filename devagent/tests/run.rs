@@ -440,6 +440,45 @@ fn a_quoted_argument_reaches_the_task_as_one_argv_element() {
 }
 
 #[test]
+fn a_task_that_retries_gets_through_the_registration_race() {
+    // The task is the kepmlog CLI itself, registered a second after its start: its Plugin
+    // Settings request and first CONNECT come before that and are refused, as on an agent
+    // whose runner is late. kepmlog asks again, so the record arrives and the run passes;
+    // the refusals are counted apart from the ones that break a rule. Not trusted by
+    // executable: that would let it past the registry.
+    let tmp = temp_dir();
+    let json = tmp.path().join("race.json");
+    let r = run_untrusted(
+        &fixture("run-args"),
+        &[
+            "--registration-delay",
+            "1000",
+            "--json",
+            json.to_str().expect("path"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.out);
+    has(&r, "RACE     plugin-settings: ");
+    has(&r, "whose registration has not completed yet");
+    has(&r, "refused connections: 0");
+    has(&r, "(the registration race; retried): ");
+    has(&r, "result: OK");
+    let v = json_report(&json);
+    let raced = v["summary"]["registration_race_refusals"]
+        .as_u64()
+        .expect("registration_race_refusals");
+    assert!(raced >= 1, "{}", r.out);
+    assert_eq!(v["summary"]["refused_connections"], 0);
+    let logs = log_records(&v);
+    assert_eq!(
+        logs.len(),
+        1,
+        "the record, and no fallback warning: {logs:#?}"
+    );
+    assert_eq!(logs[0]["Message"], "several words in one");
+}
+
+#[test]
 fn a_parameterised_job_runs_with_its_values_substituted() {
     // As the trigger API's body would supply them: {Greeting} given, {Area} from its default.
     let r = run(

@@ -31,7 +31,11 @@ impl DevAgent {
         for t in &cfg.allow {
             check_topic(t)?;
         }
-        let registry = Arc::new(Registry::new(cfg.trust, &cfg.trusted_exes)?);
+        let registry = Arc::new(Registry::new(
+            cfg.trust,
+            &cfg.trusted_exes,
+            cfg.registration_delay,
+        )?);
         let exe = broker::find_mosquitto()?;
         let dir = TempDir::new()?;
         let pki = tls::generate_pki()?;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 use kepm_devagent::run::keeperlogger::Level;
@@ -46,6 +47,11 @@ pub(crate) struct RunArgs {
     /// starts, plus --trust-exe) or any (any local process: NOT what an endpoint does).
     #[arg(long, value_name = "MODE", default_value = "registry", value_parser = parse_trust)]
     trust: Trust,
+    /// Register each task this long after starting it, as the agent's runner can be late (the
+    /// registration race): until then its broker connection and Plugin Settings call are
+    /// refused, and only a task that retries gets through.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    registration_delay: u64,
     /// Answer a publish to an undeclared topic with PUBACK 0x87, as Mosquitto does, instead of
     /// the agent's usual success-and-drop.
     #[arg(long)]
@@ -95,6 +101,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         event: args.event,
         trust: args.trust,
         trusted_exes: args.trust_exe,
+        registration_delay: Duration::from_millis(args.registration_delay),
         denial: if args.deny_visible {
             Denial::Visible
         } else {

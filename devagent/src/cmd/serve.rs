@@ -62,6 +62,10 @@ pub(crate) struct ServeArgs {
     /// Trust this executable although not launched (the agent's AlternativeSignatures).
     #[arg(long, value_name = "PATH")]
     trust_exe: Vec<std::path::PathBuf>,
+    /// With --trust registry: a registered process (and a triggered job's task) is trusted
+    /// only this long after its registration, as in the agent's registration race.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    registration_delay: u64,
     /// Answer a publish to a topic not in --allow with PUBACK 0x87 (Mosquitto's answer)
     /// instead of the agent's usual success-and-drop.
     #[arg(long)]
@@ -107,6 +111,7 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
     cfg.capture = !args.no_capture;
     cfg.trust = args.trust;
     cfg.trusted_exes = args.trust_exe.clone();
+    cfg.registration_delay = Duration::from_millis(args.registration_delay);
     cfg.denial = if args.deny_visible {
         Denial::Visible
     } else {
@@ -133,9 +138,15 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         agent.register_process(*pid, job);
     }
     let out = Out;
-    let runs = args
-        .jobs_api
-        .then(|| attach_trigger_runner(&agent, args.pretty, &args.trust_exe, args.deny_visible));
+    let runs = args.jobs_api.then(|| {
+        attach_trigger_runner(
+            &agent,
+            args.pretty,
+            &args.trust_exe,
+            Duration::from_millis(args.registration_delay),
+            args.deny_visible,
+        )
+    });
 
     if !print_ready(&out, &agent, args.pretty) {
         agent.close();

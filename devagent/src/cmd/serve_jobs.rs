@@ -10,11 +10,12 @@ use serde_json::{json, Value};
 use super::out::Out;
 
 /// Triggered jobs run as `kepm-devagent run` runs them (the agent's trust rule, this
-/// serve's denial mode), their live output joining this operator view.
+/// serve's registration delay and denial mode), their live output joining this operator view.
 pub(super) fn attach_trigger_runner(
     agent: &DevAgent,
     pretty: bool,
     trusted_exes: &[std::path::PathBuf],
+    registration_delay: std::time::Duration,
     deny_visible: bool,
 ) -> Arc<TriggeredRuns> {
     set_output_sink(Box::new(move |line: &str| {
@@ -27,6 +28,7 @@ pub(super) fn attach_trigger_runner(
     let opts = RunOptions {
         trust: Trust::Registry,
         trusted_exes: trusted_exes.to_vec(),
+        registration_delay,
         denial: if deny_visible {
             Denial::Visible
         } else {

@@ -132,6 +132,16 @@ fn follow(
         next_denial = next_denial.max(denials.len());
         let refusals = agent.refusals();
         for r in refusals.iter().skip(next_refusal) {
+            if r.is_registration_race() {
+                // Expected, and passed by a retry: one short line, no fix to read.
+                say(&format!(
+                    "{} RACE     {}: {}",
+                    timefmt::hms_millis_utc(r.at),
+                    r.service,
+                    r.detail
+                ));
+                continue;
+            }
             say(&format!(
                 "{} REFUSED  {}{}",
                 timefmt::hms_millis_utc(r.at),

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -37,6 +38,9 @@ pub struct RunOptions {
     /// Executables trusted although the runner did not start them: the agent's
     /// `AlternativeSignatures` (signed helpers a task's script may start).
     pub trusted_exes: Vec<PathBuf>,
+    /// How long a task stays unregistered after its start: the agent's registration race
+    /// (`--registration-delay`). Default: zero.
+    pub registration_delay: Duration,
     /// How an undeclared topic is answered. Default: the agent's, [`Denial::Silent`].
     pub denial: Denial,
     /// KeeperLogger's minimum level. Default: the documented `system.logging.level`, Warning.
@@ -144,6 +148,7 @@ pub fn run_job(job_file: &Path, opts: &RunOptions) -> Result<RunSummary, Error> 
         log_publishes: true,
         trust: opts.trust,
         trusted_exes: opts.trusted_exes.clone(),
+        registration_delay: opts.registration_delay,
         denial: opts.denial,
         ..Config::default()
     }) {

@@ -164,7 +164,21 @@ impl RunSummary {
                 .all(|t| !t.skipped && (t.succeeded() || (t.continue_on_failure && !t.cancelled)))
             && self.violations() == 0
             && self.denied.is_empty()
-            && self.refusals.is_empty()
+            && self.refused().count() == 0
+    }
+
+    /// Refusals that broke a rule; the registration race is left out, since a task that
+    /// retries gets through it.
+    pub fn refused(&self) -> impl Iterator<Item = &Refusal> {
+        self.refusals.iter().filter(|r| !r.is_registration_race())
+    }
+
+    /// Connections and requests refused because the task came before its registration.
+    pub fn raced(&self) -> usize {
+        self.refusals
+            .iter()
+            .filter(|r| r.is_registration_race())
+            .count()
     }
 
     pub fn to_json(&self) -> Value {
@@ -211,7 +225,8 @@ impl RunSummary {
                 "events": self.events(),
                 "schema_violations": self.violations(),
                 "denied_publishes": self.denied.len(),
-                "refused_connections": self.refusals.len(),
+                "refused_connections": self.refused().count(),
+                "registration_race_refusals": self.raced(),
             },
         })
     }
@@ -286,9 +301,15 @@ pub(super) fn print_summary(s: &RunSummary) {
             list.join(", ")
         ));
     }
-    say(&format!("  refused connections: {}", s.refusals.len()));
-    for r in &s.refusals {
+    say(&format!("  refused connections: {}", s.refused().count()));
+    for r in s.refused() {
         say(&format!("    {r}"));
+    }
+    if s.raced() > 0 {
+        say(&format!(
+            "  refused before the task's registration (the registration race; retried): {}",
+            s.raced()
+        ));
     }
     if !s.clients.is_empty() {
         say(&format!("  clients: {}", s.clients.join(", ")));
