@@ -67,14 +67,20 @@ pub mod diag {
     use std::sync::Arc;
     use std::time::Duration;
 
-    /// GET Plugin Settings: the broker's host and port, or why not (403 explained).
+    /// GET Plugin Settings: the broker's host and port, or why not (403 explained). A 403 is
+    /// asked again for as long as the logger does (the agent's registration race).
     pub fn discover(
         api_base: &str,
         ca_bundle: Option<&Path>,
         timeout: Duration,
     ) -> Result<(String, u16), String> {
         let ca = ca_bundle.map(crate::tls::load_ca_bundle).transpose()?;
-        crate::settings::discover(api_base, ca.as_deref(), timeout)
+        crate::settings::discover_through_race(
+            api_base,
+            ca.as_deref(),
+            timeout,
+            crate::worker::REGISTRATION_RACE,
+        )
     }
 
     /// The rustls client configuration the logger uses for the broker at `host` (ring).

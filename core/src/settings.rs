@@ -1,6 +1,6 @@
 //! Plugin Settings discovery: where is the broker?
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
@@ -35,16 +35,96 @@ pub(crate) fn check_api_base(api_base: &str, have_ca: bool) -> Result<(), String
     Ok(())
 }
 
-/// Reads the broker address from Plugin Settings. The error text says why, for the fallback
-/// warning the operator will read.
+/// Why one Plugin Settings request failed.
+pub(crate) enum Failure {
+    /// 403: the agent does not (yet) trust the process.
+    Forbidden(String),
+    Other(String),
+}
+
+/// The first pause between 403 answers; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const MAX_PAUSE: Duration = Duration::from_millis(500);
+
+/// Asks again after a 403 until the registration race is over: the agent's runner registers a
+/// task just after starting it, so a task's first request can come before its registration
+/// (the vendor's guide asks for a short retry for exactly this). A process the agent will
+/// never trust costs only that wait before the fallback.
+pub(crate) struct RaceRetry {
+    started: Instant,
+    race: Duration,
+    pause: Duration,
+    tries: u32,
+}
+
+impl RaceRetry {
+    /// The race lasts `race` from `started` (the worker's start).
+    pub(crate) fn new(started: Instant, race: Duration) -> RaceRetry {
+        RaceRetry {
+            started,
+            race,
+            pause: FIRST_PAUSE,
+            tries: 1,
+        }
+    }
+
+    /// How long to wait before asking again after `failure`; `None`: give up.
+    pub(crate) fn pause_after(&mut self, failure: &Failure) -> Option<Duration> {
+        if !matches!(failure, Failure::Forbidden(_))
+            || self.started.elapsed() + self.pause >= self.race
+        {
+            return None;
+        }
+        let pause = self.pause;
+        self.pause = (self.pause * 2).min(MAX_PAUSE);
+        self.tries += 1;
+        Some(pause)
+    }
+
+    /// What to tell the operator about the failure given up on.
+    pub(crate) fn reason(&self, failure: Failure) -> String {
+        match failure {
+            Failure::Forbidden(msg) if self.tries > 1 => format!(
+                "{msg}; still 403 after {} tries over {} ms, so not the agent's registration race",
+                self.tries,
+                self.started.elapsed().as_millis()
+            ),
+            Failure::Forbidden(msg) | Failure::Other(msg) => msg,
+        }
+    }
+}
+
+/// [`discover`] through the registration race, blocking (for `kepmlog doctor`; the worker
+/// runs its own loop, so that it is outside its fork section while it waits).
+pub(crate) fn discover_through_race(
+    api_base: &str,
+    ca: Option<&[CertificateDer<'static>]>,
+    timeout: Duration,
+    race: Duration,
+) -> Result<(String, u16), String> {
+    let mut retry = RaceRetry::new(Instant::now(), race);
+    loop {
+        match discover(api_base, ca, timeout) {
+            Ok(addr) => return Ok(addr),
+            Err(f) => match retry.pause_after(&f) {
+                Some(pause) => std::thread::sleep(pause),
+                None => return Err(retry.reason(f)),
+            },
+        }
+    }
+}
+
+/// Reads the broker address from Plugin Settings, once. The error says why, for the
+/// fallback warning the operator will read.
 pub(crate) fn discover(
     api_base: &str,
     ca: Option<&[CertificateDer<'static>]>,
     timeout: Duration,
-) -> Result<(String, u16), String> {
+) -> Result<(String, u16), Failure> {
     let url = format!("{}{}", api_base.trim_end_matches('/'), SETTINGS_PATH);
-    let host = url_host(&url).ok_or_else(|| format!("{url:?} is not a valid URL"))?;
-    let tls = crate::tls::client_config(ca, &host)?;
+    let host =
+        url_host(&url).ok_or_else(|| Failure::Other(format!("{url:?} is not a valid URL")))?;
+    let tls = crate::tls::client_config(ca, &host).map_err(Failure::Other)?;
     let config = ureq::config::Config::builder()
         .timeout_global(Some(timeout))
         // A proxy from the environment must never see loopback agent traffic.
@@ -57,24 +137,29 @@ pub(crate) fn discover(
         .get(&url)
         .header("Accept", "application/json")
         .call()
-        .map_err(|e| format!("GET {url} failed: {}", explain(&e, ca.is_some(), timeout)))?;
+        .map_err(|e| {
+            Failure::Other(format!(
+                "GET {url} failed: {}",
+                explain(&e, ca.is_some(), timeout)
+            ))
+        })?;
     let status = response.status().as_u16();
     if status == 403 {
-        return Err(format!(
+        return Err(Failure::Forbidden(format!(
             "GET {url} answered 403 Forbidden: only processes started by the KEPM agent may read \
              Plugin Settings (run the tool as a job task, or set the broker address explicitly)"
-        ));
+        )));
     }
     if status != 200 {
-        return Err(format!("GET {url} answered HTTP {status}"));
+        return Err(Failure::Other(format!("GET {url} answered HTTP {status}")));
     }
     let body = response
         .body_mut()
         .with_config()
         .limit(1024 * 1024)
         .read_to_string()
-        .map_err(|e| format!("reading {url}: {e}"))?;
-    parse_settings(&body).map_err(|e| format!("{url}: {e}"))
+        .map_err(|e| Failure::Other(format!("reading {url}: {e}")))?;
+    parse_settings(&body).map_err(|e| Failure::Other(format!("{url}: {e}")))
 }
 
 /// ureq's error with what it means for the operator: the bare texts ("timeout: global",
@@ -150,6 +235,32 @@ pub(crate) fn parse_settings(body: &str) -> Result<(String, u16), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_403_is_asked_again_with_growing_pauses_until_the_race_is_over() {
+        let forbidden = || Failure::Forbidden("answered 403 Forbidden".into());
+        let mut retry = RaceRetry::new(Instant::now(), Duration::from_secs(60));
+        let pauses: Vec<u64> = (0..5)
+            .map(|_| {
+                retry
+                    .pause_after(&forbidden())
+                    .map_or(0, |p| p.as_millis() as u64)
+            })
+            .collect();
+        assert_eq!(pauses, [100, 200, 400, 500, 500]);
+        assert!(retry
+            .reason(forbidden())
+            .contains("still 403 after 6 tries"));
+        // Anything but a 403 is not the race: no retry, the reason as it was.
+        let mut retry = RaceRetry::new(Instant::now(), Duration::from_secs(60));
+        let other = || Failure::Other("answered HTTP 500".into());
+        assert_eq!(retry.pause_after(&other()), None);
+        assert_eq!(retry.reason(other()), "answered HTTP 500");
+        // A race already over: the first 403 is final and said as it came.
+        let mut retry = RaceRetry::new(Instant::now(), Duration::ZERO);
+        assert_eq!(retry.pause_after(&forbidden()), None);
+        assert_eq!(retry.reason(forbidden()), "answered 403 Forbidden");
+    }
 
     #[test]
     fn settings_bodies() {

@@ -35,8 +35,9 @@ use crate::{settings, tls};
 /// How often the worker looks around when nothing wakes it (drop reports, stop requests).
 const TICK: Duration = Duration::from_millis(100);
 /// The agent registers a job's process as trusted right after starting it; until then the
-/// broker refuses it. Retry quickly for this long before backing off.
-const REGISTRATION_RACE: Duration = Duration::from_millis(2500);
+/// broker refuses it and Plugin Settings answers 403. Retry quickly for this long (counted
+/// from the worker's start) before backing off.
+pub(crate) const REGISTRATION_RACE: Duration = Duration::from_millis(2500);
 const QUICK_RETRY: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
@@ -107,15 +108,9 @@ async fn run_async(config: WorkerConfig, control: Receiver<Control>, signal: Arc
     // The logger that started the worker is attached already: its records may carry the
     // fallback warning.
     worker.take_control();
-    // Discovery and the TLS set-up run ureq's and rustls' one-time initialisation.
-    let section = fork::section();
     let (host, port) = match config.broker.clone() {
         Some(addr) => addr,
-        None => match settings::discover(
-            &config.api_base,
-            config.ca.as_deref(),
-            config.settings_timeout,
-        ) {
+        None => match worker.discover(&config).await {
             Ok(addr) => addr,
             Err(reason) => {
                 let (fh, fp) = &config.fallback_broker;
@@ -134,6 +129,8 @@ async fn run_async(config: WorkerConfig, control: Receiver<Control>, signal: Arc
     worker.host = host;
     worker.port = port;
     worker.set_broker();
+    // The TLS set-up runs rustls' one-time initialisation.
+    let section = fork::section();
     let tls = tls::client_config(config.ca.as_deref(), &worker.host);
     drop(section);
     match tls {
@@ -185,6 +182,29 @@ enum End {
 }
 
 impl Worker {
+    /// Plugin Settings through the agent's registration race (see [`settings::RaceRetry`]).
+    /// Each request is a fork section, since it runs ureq's one-time initialisation; the
+    /// pauses between them are not, so a fork is never held up by a wait.
+    async fn discover(&self, config: &WorkerConfig) -> Result<(String, u16), String> {
+        let mut retry = settings::RaceRetry::new(self.started, REGISTRATION_RACE);
+        loop {
+            let section = fork::section();
+            let found = settings::discover(
+                &config.api_base,
+                config.ca.as_deref(),
+                config.settings_timeout,
+            );
+            drop(section);
+            match found {
+                Ok(addr) => return Ok(addr),
+                Err(f) => match retry.pause_after(&f) {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => return Err(retry.reason(f)),
+                },
+            }
+        }
+    }
+
     async fn run(&mut self) {
         let Some(tls) = self.tls.clone() else {
             self.finish();

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use kepm_devagent::Config;
+use kepm_devagent::{Config, DevAgent, Trust};
 use kepmlog::Logger;
 
 mod common;
@@ -47,6 +47,110 @@ fn a_refused_connack_is_reported_with_its_reason_and_retried_until_accepted() {
     let s = log.stats();
     assert_eq!((s.delivered, s.failed, s.pending), (50, 0, 0), "{s:?}");
     assert_balanced(&log);
+    log.shutdown(LONG).unwrap();
+}
+
+/// The agent's runner registers a task just after starting it, so the task's first requests
+/// can come first (the vendor's guide asks for a short retry). Here this process is registered
+/// now and trusted only after [`RACE`]: until then Plugin Settings answers 403 and the broker
+/// refuses CONNECT with 0x87.
+const RACE: Duration = Duration::from_millis(1_500);
+
+fn racing_agent(job: &str) -> DevAgent {
+    let agent = agent_with(Config {
+        trust: Trust::Registry,
+        registration_delay: RACE,
+        ..Config::default()
+    });
+    agent.register_process(std::process::id(), job);
+    agent
+}
+
+/// A loopback port nothing listens on: the fallback broker of the race tests, so that a
+/// logger that gave up on Plugin Settings cannot deliver.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The refusals of the race the agent recorded for `service`.
+fn raced(agent: &DevAgent, service: &str) -> usize {
+    agent
+        .refusals()
+        .iter()
+        .filter(|r| r.service == service)
+        .inspect(|r| assert!(r.is_registration_race(), "only the race refuses: {r}"))
+        .count()
+}
+
+#[test]
+fn plugin_settings_refused_by_the_registration_race_is_asked_again() {
+    let job = "race-settings";
+    let agent = racing_agent(job);
+    let started = Instant::now();
+    let log = Logger::new(
+        opts(&agent, job)
+            .fallback_broker("127.0.0.1", closed_port())
+            .stderr_diagnostics(false),
+    )
+    .unwrap();
+    log.info("Race", "after the registration").unwrap();
+    log.flush(LONG).unwrap();
+    let took = started.elapsed();
+    let got = payloads(&agent, "KeeperLogger", 1);
+    assert_eq!(
+        messages_of(&got),
+        ["after the registration"],
+        "no fallback warning"
+    );
+    let s = log.stats();
+    let broker = format!("{}:{}", agent.broker_host(), agent.broker_port());
+    assert_eq!(s.broker.as_deref(), Some(broker.as_str()), "{s:?}");
+    assert_eq!(s.last_error, None, "{s:?}");
+    let refused = raced(&agent, "plugin-settings");
+    assert!(
+        refused >= 1,
+        "the first request came before the registration"
+    );
+    eprintln!(
+        "registration race: Plugin Settings refused {refused} time(s) in the first {} ms, \
+         then answered ({} requests); delivered {} ms after Logger::new",
+        RACE.as_millis(),
+        agent.settings_requests(),
+        took.as_millis()
+    );
+    log.shutdown(LONG).unwrap();
+}
+
+#[test]
+fn a_connect_refused_by_the_registration_race_is_retried_quickly() {
+    let job = "race-connect";
+    let agent = racing_agent(job);
+    let started = Instant::now();
+    let log = Logger::new(
+        opts(&agent, job)
+            .broker(agent.broker_host(), agent.broker_port())
+            .stderr_diagnostics(false),
+    )
+    .unwrap();
+    log.info("Race", "after the registration").unwrap();
+    log.flush(LONG).unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        messages_of(&payloads(&agent, "KeeperLogger", 1)),
+        ["after the registration"]
+    );
+    let refused = raced(&agent, "broker");
+    assert!(
+        refused >= 1,
+        "the first CONNECT came before the registration"
+    );
+    eprintln!(
+        "registration race: CONNECT refused {refused} time(s) in the first {} ms, then \
+         accepted; delivered {} ms after Logger::new",
+        RACE.as_millis(),
+        took.as_millis()
+    );
     log.shutdown(LONG).unwrap();
 }
 

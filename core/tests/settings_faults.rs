@@ -134,7 +134,13 @@ fn plugin_settings_403_falls_back_with_a_warning() {
         name: "403",
         mode: SettingsMode::Status(403),
         timeout: PROMPT,
-        reason: &["403 Forbidden", "run the tool as a job task"],
+        // Asked again through the registration race, then given up on.
+        reason: &[
+            "403 Forbidden",
+            "run the tool as a job task",
+            "still 403 after",
+            "not the agent's registration race",
+        ],
         with_ca: false,
     });
 }
