@@ -37,13 +37,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # run_job NAME JOB WHY PATTERN...: `kepm-devagent run JOB`, its operator view shown; passes
 # when it exits 0 and the view matches every (extended) PATTERN, else says WHY it failed.
-# Each task is registered 300 ms after its start, as a late runner on the agent registers it
-# (the registration race): every language's tool must get through by retrying.
+# `run` registers each task 250 ms after its start by default, as a late runner on the agent
+# would (the registration race): every language's tool must get through by retrying.
 run_job() {
   local name=$1 job=$2 why=$3 p ok=1
   shift 3
-  echo "-- $name: kepm-devagent run --registration-delay 300 --agent-root $root $job"
-  "$devagent" run --registration-delay 300 --agent-root "$root" "$job" | tee "$work/run.txt" || ok=0
+  echo "-- $name: kepm-devagent run --agent-root $root $job"
+  "$devagent" run --agent-root "$root" "$job" | tee "$work/run.txt" || ok=0
   for p in "$@"; do grep -qE -- "$p" "$work/run.txt" || ok=0; done
   if [ "$ok" -eq 1 ]; then
     ran=$((ran + 1))

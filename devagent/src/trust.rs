@@ -4,7 +4,7 @@
 //!
 //! Every refusal is recorded with the rule it broke and the fix, for the operator's view.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -75,13 +75,16 @@ pub struct Refusal {
     pub rule: &'static str,
     /// The client id, when the broker refused a CONNECT.
     pub client_id: Option<String>,
+    /// For `registration-race`: the launched process that came too early.
+    pub pid: Option<u32>,
     /// What was seen: the process, its executable, the mismatch.
     pub detail: String,
-    pub fix: String,
+    pub fix: &'static str,
 }
 
 impl Refusal {
-    /// A refusal of the registration race: expected, and passed by retrying.
+    /// A refusal of the registration race: expected, and passed by retrying (see
+    /// [`crate::DevAgent::admitted_pids`] for whether the process did).
     pub fn is_registration_race(&self) -> bool {
         self.rule == "registration-race"
     }
@@ -120,6 +123,8 @@ pub(crate) struct Registry {
     /// (its runner registers a task right after starting it, so the task's first connection
     /// can come first). Zero: registered before the task can connect.
     registration_delay: Duration,
+    /// Launched processes the registry has let through at least once.
+    admitted: Mutex<HashSet<u32>>,
     refusals: Mutex<Vec<Refusal>>,
 }
 
@@ -165,6 +170,7 @@ impl Registry {
             pids: Mutex::new(HashMap::new()),
             trusted_exes: exes,
             registration_delay,
+            admitted: Mutex::new(HashSet::new()),
             refusals: Mutex::new(Vec::new()),
         })
     }
@@ -182,6 +188,12 @@ impl Registry {
     /// Forgets a process (its task ended).
     pub fn unregister(&self, pid: u32) {
         lock(&self.pids).remove(&pid);
+    }
+
+    /// The launched processes let through at least once: a `registration-race` refusal of one
+    /// of these was retried past.
+    pub fn admitted(&self) -> HashSet<u32> {
+        lock(&self.admitted).clone()
     }
 
     /// Every refusal so far, oldest first.
@@ -202,7 +214,7 @@ impl Registry {
     fn admit_any(&self, owners: &[u32]) -> Option<Admitted> {
         let pids = lock(&self.pids);
         let now = Instant::now();
-        owners.iter().find_map(|&pid| match pids.get(&pid) {
+        let found = owners.iter().find_map(|&pid| match pids.get(&pid) {
             Some(e) if e.trusted_from <= now => Some(Admitted {
                 pid,
                 job: Some(e.job.clone()),
@@ -210,18 +222,21 @@ impl Registry {
             _ => self
                 .trusted_exe(procs::exe_of(pid).as_deref())
                 .then_some(Admitted { pid, job: None }),
-        })
+        });
+        if let Some(a) = &found {
+            lock(&self.admitted).insert(a.pid);
+        }
+        found
     }
 
-    /// Why none of `owners` was admitted: `registration-race` when one of them is a launched
-    /// task whose registration has not completed yet (a retry gets through), else
-    /// `process-trust`.
-    fn untrusted_rule(&self, owners: &[u32]) -> &'static str {
+    /// Why none of `owners` was admitted: `registration-race` (with the pid) when one of them
+    /// is a launched task whose registration has not completed yet (a retry gets through),
+    /// else `process-trust`.
+    fn untrusted_rule(&self, owners: &[u32]) -> (&'static str, Option<u32>) {
         let pids = lock(&self.pids);
-        if owners.iter().any(|p| pids.contains_key(p)) {
-            "registration-race"
-        } else {
-            "process-trust"
+        match owners.iter().find(|p| pids.contains_key(p)) {
+            Some(&pid) => ("registration-race", Some(pid)),
+            None => ("process-trust", None),
         }
     }
 
@@ -259,13 +274,9 @@ impl Registry {
         if self.admit_any(&owners).is_some() {
             return Ok(());
         }
-        let rule = self.untrusted_rule(&owners);
-        Err(self.refusal(
-            service,
-            rule,
-            None,
-            Self::untrusted_detail(rule, &owners, "answered 403"),
-        ))
+        let (rule, pid) = self.untrusted_rule(&owners);
+        let detail = Self::untrusted_detail(rule, &owners, "answered 403");
+        Err(self.refuse_pid(service, rule, None, pid, detail))
     }
 
     fn untrusted_detail(rule: &str, owners: &[u32], answer: &str) -> String {
@@ -291,31 +302,40 @@ impl Registry {
         client_id: Option<&str>,
         detail: String,
     ) -> Refusal {
+        self.refuse_pid(service, rule, client_id, None, detail)
+    }
+
+    fn refuse_pid(
+        &self,
+        service: &'static str,
+        rule: &'static str,
+        client_id: Option<&str>,
+        pid: Option<u32>,
+        detail: String,
+    ) -> Refusal {
         let fix = match rule {
             "client-id-shape" => {
                 "form the client id as {KEEPER_JOB_ID}_{Token}_{pid}: three parts, no `_` in the \
                  job id or the token (kepmlog does this)"
-                    .to_string()
             }
-            "client-id-job" => "use the job id from KEEPER_JOB_ID as the first part".to_string(),
+            "client-id-job" => "use the job id from KEEPER_JOB_ID as the first part",
             "client-id-pid" => {
                 "put the connecting process's own pid last (a library linked into the task does; \
                  a helper process must use its own pid and be trusted itself)"
-                    .to_string()
             }
             "registration-race" => {
-                "none needed if the task retries: the vendor's guide asks for a short retry loop \
-                 (a second or two) on the first connection, which kepmlog does for the broker \
-                 and for Plugin Settings"
-                    .to_string()
+                "retry the first connection and Plugin Settings request for a second or two, as \
+                 the vendor's guide asks (the agent registers a task just after starting it); \
+                 kepmlog does, for both"
             }
-            _ => UNSIGNED_FIX.to_string(),
+            _ => UNSIGNED_FIX,
         };
         self.refuse(Refusal {
             at: SystemTime::now(),
             service,
             rule,
             client_id: client_id.map(str::to_string),
+            pid,
             detail,
             fix,
         })
@@ -360,8 +380,9 @@ impl Registry {
             Err(e) => return refuse("process-trust", e),
         };
         let Some(admitted) = self.admit_any(&owners) else {
-            let rule = self.untrusted_rule(&owners);
-            return refuse(rule, Self::untrusted_detail(rule, &owners, "CONNACK 0x87"));
+            let (rule, pid) = self.untrusted_rule(&owners);
+            let detail = Self::untrusted_detail(rule, &owners, "CONNACK 0x87");
+            return Err(self.refuse_pid("broker", rule, Some(client_id), pid, detail));
         };
         let wine = procs::exe_of(admitted.pid).is_some_and(|e| procs::is_wine(&e));
         // Under Wine the client id carries the Windows pid, which Linux cannot see: the

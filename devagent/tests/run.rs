@@ -479,6 +479,25 @@ fn a_task_that_retries_gets_through_the_registration_race() {
 }
 
 #[test]
+fn a_task_that_never_retries_fails_in_the_registration_race() {
+    // A Python tool that asks Plugin Settings once: registered a second late, it gets 403 and
+    // gives up, as it would on an agent whose runner is late. It exits 0, yet the run fails,
+    // naming the race and the fix.
+    let r = run_untrusted(&fixture("run-no-retry"), &["--registration-delay", "1000"]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    has(&r, "settings: 403");
+    has(&r, "refused connections: 1");
+    has(&r, "plugin-settings refused (registration-race)");
+    has(&r, "retry the first connection and Plugin Settings request");
+    has(&r, "result: FAILED");
+    // Registered at once, the same tool passes: the failure is the race's.
+    let r = run_untrusted(&fixture("run-no-retry"), &["--registration-delay", "0"]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    has(&r, "settings: 200");
+    has(&r, "refused connections: 0");
+}
+
+#[test]
 fn a_parameterised_job_runs_with_its_values_substituted() {
     // As the trigger API's body would supply them: {Greeting} given, {Area} from its default.
     let r = run(

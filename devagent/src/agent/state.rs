@@ -137,6 +137,12 @@ impl DevAgent {
         self.registry.refusals()
     }
 
+    /// The launched processes the trust rules have let through at least once: whether a
+    /// task refused in the registration race retried past it.
+    pub fn admitted_pids(&self) -> std::collections::HashSet<u32> {
+        self.registry.admitted()
+    }
+
     /// Every publish to an undeclared topic answered with success and dropped (silent denial).
     pub fn silent_drops(&self) -> Vec<SilentDrop> {
         self.gate_shared

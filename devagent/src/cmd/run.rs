@@ -48,9 +48,9 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "MODE", default_value = "registry", value_parser = parse_trust)]
     trust: Trust,
     /// Register each task this long after starting it, as the agent's runner can be late (the
-    /// registration race): until then its broker connection and Plugin Settings call are
-    /// refused, and only a task that retries gets through.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
+    /// registration race): until then its broker connection and Plugin Settings request are
+    /// refused, and only a task that retries gets through. 0 registers it at once.
+    #[arg(long, value_name = "MS", default_value_t = 250)]
     registration_delay: u64,
     /// Answer a publish to an undeclared topic with PUBACK 0x87, as Mosquitto does, instead of
     /// the agent's usual success-and-drop.

@@ -274,6 +274,7 @@ pub fn run_job(job_file: &Path, opts: &RunOptions) -> Result<RunSummary, Error> 
     summary.denial = opts.denial;
     summary.denied = agent.undeclared_publishes();
     summary.refusals = agent.refusals();
+    summary.admitted = agent.admitted_pids();
     summary.clients = agent.clients();
     match Arc::try_unwrap(agent) {
         Ok(a) => a.shutdown(),

@@ -112,6 +112,8 @@ pub struct RunSummary {
     pub denial: Denial,
     /// Connections and requests the trust rules refused.
     pub refusals: Vec<Refusal>,
+    /// The processes let through at least once (see [`RunSummary::retried`]).
+    pub admitted: std::collections::HashSet<u32>,
     pub clients: Vec<String>,
     /// What the KeeperLogger stand-in received, wrote and left out.
     pub keeperlogger: Option<KeeperLoggerSummary>,
@@ -167,18 +169,21 @@ impl RunSummary {
             && self.refused().count() == 0
     }
 
-    /// Refusals that broke a rule; the registration race is left out, since a task that
-    /// retries gets through it.
-    pub fn refused(&self) -> impl Iterator<Item = &Refusal> {
-        self.refusals.iter().filter(|r| !r.is_registration_race())
+    /// A refusal of the registration race that its process got past by retrying: the
+    /// agent's normal behaviour, not a failure.
+    pub fn retried(&self, r: &Refusal) -> bool {
+        r.is_registration_race() && r.pid.is_some_and(|p| self.admitted.contains(&p))
     }
 
-    /// Connections and requests refused because the task came before its registration.
+    /// Refusals that fail the run: every broken rule, and a registration race the task never
+    /// retried past (on the agent it would have logged nothing).
+    pub fn refused(&self) -> impl Iterator<Item = &Refusal> {
+        self.refusals.iter().filter(|r| !self.retried(r))
+    }
+
+    /// Connections and requests refused in the registration race and then retried past.
     pub fn raced(&self) -> usize {
-        self.refusals
-            .iter()
-            .filter(|r| r.is_registration_race())
-            .count()
+        self.refusals.iter().filter(|r| self.retried(r)).count()
     }
 
     pub fn to_json(&self) -> Value {
@@ -207,6 +212,8 @@ impl RunSummary {
                 "service": r.service,
                 "rule": r.rule,
                 "client_id": r.client_id,
+                "pid": r.pid,
+                "retried": self.retried(r),
                 "detail": r.detail,
                 "fix": r.fix,
             })).collect::<Vec<_>>(),
