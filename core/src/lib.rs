@@ -79,6 +79,7 @@ pub mod diag {
             api_base,
             ca.as_deref(),
             timeout,
+            std::time::Instant::now(),
             crate::worker::REGISTRATION_RACE,
         )
     }

@@ -36,7 +36,7 @@ pub(crate) fn check_api_base(api_base: &str, have_ca: bool) -> Result<(), String
 }
 
 /// Why one Plugin Settings request failed.
-pub(crate) enum Failure {
+enum Failure {
     /// 403: the agent does not (yet) trust the process.
     Forbidden(String),
     Other(String),
@@ -50,7 +50,7 @@ const MAX_PAUSE: Duration = Duration::from_millis(500);
 /// task just after starting it, so a task's first request can come before its registration
 /// (the vendor's guide asks for a short retry for exactly this). A process the agent will
 /// never trust costs only that wait before the fallback.
-pub(crate) struct RaceRetry {
+struct RaceRetry {
     started: Instant,
     race: Duration,
     pause: Duration,
@@ -59,7 +59,7 @@ pub(crate) struct RaceRetry {
 
 impl RaceRetry {
     /// The race lasts `race` from `started` (the worker's start).
-    pub(crate) fn new(started: Instant, race: Duration) -> RaceRetry {
+    fn new(started: Instant, race: Duration) -> RaceRetry {
         RaceRetry {
             started,
             race,
@@ -69,7 +69,7 @@ impl RaceRetry {
     }
 
     /// How long to wait before asking again after `failure`; `None`: give up.
-    pub(crate) fn pause_after(&mut self, failure: &Failure) -> Option<Duration> {
+    fn pause_after(&mut self, failure: &Failure) -> Option<Duration> {
         if !matches!(failure, Failure::Forbidden(_))
             || self.started.elapsed() + self.pause >= self.race
         {
@@ -82,7 +82,7 @@ impl RaceRetry {
     }
 
     /// What to tell the operator about the failure given up on.
-    pub(crate) fn reason(&self, failure: Failure) -> String {
+    fn reason(&self, failure: Failure) -> String {
         match failure {
             Failure::Forbidden(msg) if self.tries > 1 => format!(
                 "{msg}; still 403 after {} tries over {} ms, so not the agent's registration race",
@@ -94,17 +94,23 @@ impl RaceRetry {
     }
 }
 
-/// [`discover`] through the registration race, blocking (for `kepmlog doctor`; the worker
-/// runs its own loop, so that it is outside its fork section while it waits).
+/// [`discover`] through the registration race that began at `started` (the worker's start,
+/// or now for `kepmlog doctor`). Blocking: the worker's thread has nothing else to do before
+/// it knows its broker. Each request is a fork section, since it runs ureq's one-time
+/// initialisation; the pauses between them are not, so a fork is never held up by a wait.
 pub(crate) fn discover_through_race(
     api_base: &str,
     ca: Option<&[CertificateDer<'static>]>,
     timeout: Duration,
+    started: Instant,
     race: Duration,
 ) -> Result<(String, u16), String> {
-    let mut retry = RaceRetry::new(Instant::now(), race);
+    let mut retry = RaceRetry::new(started, race);
     loop {
-        match discover(api_base, ca, timeout) {
+        let section = crate::fork::section();
+        let found = discover(api_base, ca, timeout);
+        drop(section);
+        match found {
             Ok(addr) => return Ok(addr),
             Err(f) => match retry.pause_after(&f) {
                 Some(pause) => std::thread::sleep(pause),
@@ -116,7 +122,7 @@ pub(crate) fn discover_through_race(
 
 /// Reads the broker address from Plugin Settings, once. The error says why, for the
 /// fallback warning the operator will read.
-pub(crate) fn discover(
+fn discover(
     api_base: &str,
     ca: Option<&[CertificateDer<'static>]>,
     timeout: Duration,

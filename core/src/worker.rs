@@ -110,7 +110,13 @@ async fn run_async(config: WorkerConfig, control: Receiver<Control>, signal: Arc
     worker.take_control();
     let (host, port) = match config.broker.clone() {
         Some(addr) => addr,
-        None => match worker.discover(&config).await {
+        None => match settings::discover_through_race(
+            &config.api_base,
+            config.ca.as_deref(),
+            config.settings_timeout,
+            worker.started,
+            REGISTRATION_RACE,
+        ) {
             Ok(addr) => addr,
             Err(reason) => {
                 let (fh, fp) = &config.fallback_broker;
@@ -182,29 +188,6 @@ enum End {
 }
 
 impl Worker {
-    /// Plugin Settings through the agent's registration race (see [`settings::RaceRetry`]).
-    /// Each request is a fork section, since it runs ureq's one-time initialisation; the
-    /// pauses between them are not, so a fork is never held up by a wait.
-    async fn discover(&self, config: &WorkerConfig) -> Result<(String, u16), String> {
-        let mut retry = settings::RaceRetry::new(self.started, REGISTRATION_RACE);
-        loop {
-            let section = fork::section();
-            let found = settings::discover(
-                &config.api_base,
-                config.ca.as_deref(),
-                config.settings_timeout,
-            );
-            drop(section);
-            match found {
-                Ok(addr) => return Ok(addr),
-                Err(f) => match retry.pause_after(&f) {
-                    Some(pause) => tokio::time::sleep(pause).await,
-                    None => return Err(retry.reason(f)),
-                },
-            }
-        }
-    }
-
     async fn run(&mut self) {
         let Some(tls) = self.tls.clone() else {
             self.finish();

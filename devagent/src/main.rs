@@ -41,8 +41,9 @@ enum Cmd {
     ///
     /// Stdin commands (one per line): `broker stop`, `broker start`, `settings <mode>`,
     /// `proxy start|reset|stats|stop`, `register PID JOB`, `unregister PID`, `stats`, `quit`.
-    /// Stdin EOF (unless --ignore-stdin), SIGINT or SIGTERM also exit cleanly: the broker is stopped and the temp dir removed. Diagnostics go to stderr;
-    /// KEPM_DEVAGENT_LOG=1 echoes Mosquitto's log there too.
+    /// Stdin EOF (unless --ignore-stdin), SIGINT or SIGTERM also exit cleanly: the broker is
+    /// stopped and the temp dir removed. Diagnostics go to stderr; KEPM_DEVAGENT_LOG=1 echoes
+    /// Mosquitto's log there too.
     Serve(ServeArgs),
     /// Check job JSON files against the agent's rules (docs/kepm-contract.md).
     ///
